@@ -1,0 +1,16 @@
+//! Compiles `proto/` with protox (pure Rust), so no system `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/custodian/v1/common.proto",
+        "proto/custodian/v1/report.proto",
+        "proto/custodian/v1/enrollment.proto",
+        "proto/custodian/v1/agent.proto",
+        "proto/custodian/v1/operator.proto",
+    ];
+    let fds = protox::compile(files, ["proto"])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    // prost and tonic-prost-build do not emit this themselves.
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The client side of `custodianctl`: connecting with an operator identity,
+//! calling the Operator service, and rendering what comes back for a
+//! terminal or as JSON.
+
+mod render;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use custodian_proto::channel::{ClientIdentity, connect};
+use custodian_proto::v1 as pb;
+use pb::operator_client::OperatorClient;
+use tonic::transport::Channel;
+
+pub use render::{format_bytes, format_time, render_device, render_device_json, render_device_list, render_device_list_json};
+
+use crate::operators::{IDENTITY_CA, IDENTITY_CERT, IDENTITY_KEY};
+
+/// An operator's connection to the server.
+pub struct Ctl {
+    client: OperatorClient<Channel>,
+}
+
+impl Ctl {
+    /// Connects to `server` with the operator identity in `identity_dir`
+    /// (`ca.pem`, `cert.pem`, `key.pem`, as written by `operator issue`).
+    pub async fn connect(server: &str, identity_dir: &Path) -> anyhow::Result<Self> {
+        let read = |name: &str| {
+            let path = identity_dir.join(name);
+            std::fs::read_to_string(&path).with_context(|| format!("read operator identity file {}", path.display()))
+        };
+        let (ca, cert, key) = (read(IDENTITY_CA)?, read(IDENTITY_CERT)?, read(IDENTITY_KEY)?);
+        let channel = connect(server, &ca, Some(ClientIdentity { cert_pem: &cert, key_pem: &key })).await?;
+        Ok(Self { client: OperatorClient::new(channel) })
+    }
+
+    /// Creates an enrolment token.
+    pub async fn create_token(&mut self, site: Option<String>, ttl: Option<Duration>) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
+        let req = pb::CreateEnrollmentTokenRequest {
+            site: site.unwrap_or_default(),
+            ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
+        };
+        Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
+    }
+
+    /// Lists every device.
+    pub async fn list_devices(&mut self) -> anyhow::Result<Vec<pb::DeviceSummary>> {
+        let res = self.client.list_devices(pb::ListDevicesRequest {}).await.map_err(status_error)?;
+        Ok(res.into_inner().devices)
+    }
+
+    /// Finds one device and its latest report.
+    pub async fn get_device(&mut self, query: &str) -> anyhow::Result<pb::GetDeviceResponse> {
+        let req = pb::GetDeviceRequest { query: query.to_owned() };
+        Ok(self.client.get_device(req).await.map_err(status_error)?.into_inner())
+    }
+
+    /// Revokes a device.
+    pub async fn revoke_device(&mut self, query: &str, reason: &str) -> anyhow::Result<pb::DeviceSummary> {
+        let req = pb::RevokeDeviceRequest { query: query.to_owned(), reason: reason.to_owned() };
+        let res = self.client.revoke_device(req).await.map_err(status_error)?.into_inner();
+        match res.device {
+            Some(device) => Ok(device),
+            None => bail!("the server's answer has no device"),
+        }
+    }
+}
+
+/// Turns a refusal into an error that says what the server said.
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    let code = match status.code() {
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::Unauthenticated => "not authenticated",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::FailedPrecondition => "refused",
+        tonic::Code::Unavailable => "server unavailable",
+        _ => "server error",
+    };
+    anyhow::anyhow!("{code}: {}", status.message())
+}

@@ -1,0 +1,215 @@
+//! Rendering devices for a terminal and as JSON.
+
+use std::fmt::Write;
+
+use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE};
+use custodian_proto::readable_value;
+use custodian_proto::v1 as pb;
+use serde_json::{Value, json};
+
+/// An RFC 3339 UTC time for Unix milliseconds (`-` for 0, meaning never).
+pub fn format_time(ms: i64) -> String {
+    if ms == 0 {
+        return "-".to_owned();
+    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn status(device: &pb::DeviceSummary) -> String {
+    match &device.revocation {
+        None => "active".to_owned(),
+        Some(r) => format!("REVOKED {} by {}: {}", format_time(r.revoked_at_ms), r.revoked_by, r.reason),
+    }
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+fn readable(r: Option<&pb::Readable>) -> String {
+    match r.and_then(|r| r.state.as_ref()) {
+        Some(pb::readable::State::Value(v)) => v.clone(),
+        Some(pb::readable::State::Unknown(why)) => format!("unknown ({why})"),
+        None => "unknown".to_owned(),
+    }
+}
+
+fn readable_json(r: Option<&pb::Readable>) -> Value {
+    match r.and_then(|r| r.state.as_ref()) {
+        Some(pb::readable::State::Value(v)) => json!(v),
+        Some(pb::readable::State::Unknown(why)) => json!({ "unknown": why }),
+        None => Value::Null,
+    }
+}
+
+/// Whether the envelope verifies under the device's enrolled key, checked
+/// here by the CLI rather than taken from the server.
+fn signature_check(device: &pb::DeviceSummary, envelope: &pb::SignedEnvelope) -> Result<(), String> {
+    let key_bytes: [u8; 32] = hex::decode(&device.public_key_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "the server sent no valid public key".to_owned())?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
+    envelope::verify(&key, envelope, REPORT_PAYLOAD_TYPE).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The device list as an aligned table.
+pub fn render_device_list(devices: &[pb::DeviceSummary]) -> String {
+    let mut rows = vec![[
+        "DEVICE ID".to_owned(),
+        "HOSTNAME".to_owned(),
+        "SERIAL".to_owned(),
+        "MODEL".to_owned(),
+        "LAST SEEN".to_owned(),
+        "STATUS".to_owned(),
+    ]];
+    for d in devices {
+        rows.push([
+            d.device_id.clone(),
+            d.hostname.clone(),
+            or_dash(&d.serial).to_owned(),
+            or_dash(&d.model).to_owned(),
+            format_time(d.last_seen_ms),
+            if d.revocation.is_some() { "revoked".to_owned() } else { "active".to_owned() },
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let _ = writeln!(out, "{} device(s)", devices.len());
+    out
+}
+
+fn device_json(d: &pb::DeviceSummary) -> Value {
+    json!({
+        "device_id": d.device_id,
+        "hostname": d.hostname,
+        "serial": d.serial,
+        "vendor": d.vendor,
+        "model": d.model,
+        "site": d.site,
+        "status": if d.revocation.is_some() { "revoked" } else { "active" },
+        "enrolled_at": format_time(d.enrolled_at_ms),
+        "last_seen": if d.last_seen_ms == 0 { Value::Null } else { json!(format_time(d.last_seen_ms)) },
+        "last_seq": d.last_seq,
+        "n_reports": d.n_reports,
+        "cert_not_after": format_time(d.cert_not_after_ms),
+        "public_key": d.public_key_hex,
+        "revocation": d.revocation.as_ref().map(|r| json!({
+            "revoked_at": format_time(r.revoked_at_ms),
+            "revoked_by": r.revoked_by,
+            "reason": r.reason,
+        })),
+    })
+}
+
+/// The device list as JSON (an array).
+pub fn render_device_list_json(devices: &[pb::DeviceSummary]) -> String {
+    let list: Vec<Value> = devices.iter().map(device_json).collect();
+    serde_json::to_string_pretty(&list).expect("JSON values always serialise")
+}
+
+/// One device and its latest report, for a terminal.
+pub fn render_device(res: &pb::GetDeviceResponse) -> String {
+    let mut out = String::new();
+    let Some(d) = &res.device else {
+        return "the server sent no device\n".to_owned();
+    };
+    let _ = writeln!(out, "Device {}", d.device_id);
+    let mut field = |name: &str, value: &str| {
+        let _ = writeln!(out, "  {name:<14}{value}");
+    };
+    field("hostname", &d.hostname);
+    field("serial", or_dash(&d.serial));
+    field("vendor", or_dash(&d.vendor));
+    field("model", or_dash(&d.model));
+    field("site", or_dash(&d.site));
+    field("status", &status(d));
+    field("enrolled", &format_time(d.enrolled_at_ms));
+    field("last seen", &format_time(d.last_seen_ms));
+    field("reports", &format!("{} (last seq {})", d.n_reports, d.last_seq));
+    field("certificate", &format!("expires {}", format_time(d.cert_not_after_ms)));
+    field("public key", &d.public_key_hex);
+    match (&res.latest_report, &res.latest_envelope) {
+        (Some(report), Some(envelope)) => {
+            let inventory = report.inventory.clone().unwrap_or_default();
+            let os = inventory.os.unwrap_or_default();
+            let cpu = inventory.cpu.unwrap_or_default();
+            let memory = inventory.memory.unwrap_or_default();
+            let system = inventory.system.unwrap_or_default();
+            let _ = writeln!(out, "Latest report (seq {}, collected {})", report.seq, format_time(report.collected_at_ms));
+            let mut field = |name: &str, value: &str| {
+                let _ = writeln!(out, "  {name:<14}{value}");
+            };
+            field("hostname", &inventory.hostname);
+            field("os", &format!("{} {}", readable(os.name.as_ref()), readable(os.version.as_ref())));
+            field("kernel", &readable(os.kernel.as_ref()));
+            field("cpu", &format!("{} ({} cores, {} threads)", readable(cpu.model.as_ref()), cpu.cores, cpu.threads));
+            field("memory", &format_bytes(memory.total_bytes));
+            field("system", &format!(
+                "{} {} serial {}",
+                readable(system.vendor.as_ref()),
+                readable(system.model.as_ref()),
+                readable(system.serial.as_ref())
+            ));
+            field("agent", &report.agent_version);
+            field("signature", &match signature_check(d, envelope) {
+                Ok(()) => "verified by custodianctl against the enrolled key".to_owned(),
+                Err(e) => format!("DOES NOT VERIFY: {e}"),
+            });
+        }
+        _ => {
+            let _ = writeln!(out, "No report received yet.");
+        }
+    }
+    out
+}
+
+/// One device and its latest report, as JSON.
+pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
+    let mut value = res.device.as_ref().map(device_json).unwrap_or(Value::Null);
+    if let (Some(report), Some(envelope), Some(d)) = (&res.latest_report, &res.latest_envelope, &res.device) {
+        let inventory = report.inventory.clone().unwrap_or_default();
+        let os = inventory.os.unwrap_or_default();
+        let cpu = inventory.cpu.unwrap_or_default();
+        let system = inventory.system.unwrap_or_default();
+        value["latest_report"] = json!({
+            "seq": report.seq,
+            "collected_at": format_time(report.collected_at_ms),
+            "agent_version": report.agent_version,
+            "signature_verified": signature_check(d, envelope).is_ok(),
+            "inventory": {
+                "hostname": inventory.hostname,
+                "os": { "name": readable_json(os.name.as_ref()), "version": readable_json(os.version.as_ref()), "kernel": readable_json(os.kernel.as_ref()) },
+                "cpu": { "model": readable_json(cpu.model.as_ref()), "cores": cpu.cores, "threads": cpu.threads },
+                "memory_total_bytes": inventory.memory.unwrap_or_default().total_bytes,
+                "system": {
+                    "vendor": readable_json(system.vendor.as_ref()),
+                    "model": readable_json(system.model.as_ref()),
+                    "serial": readable_json(system.serial.as_ref()),
+                },
+            },
+        });
+        // Used by scripts that only want the serial the machine itself reports.
+        value["reported_serial"] = json!(readable_value(system.serial.as_ref()));
+    }
+    serde_json::to_string_pretty(&value).expect("JSON values always serialise")
+}
+
+/// Bytes in binary units, one decimal.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

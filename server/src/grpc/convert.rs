@@ -1,0 +1,35 @@
+//! Conversions from store records to wire types.
+
+use custodian_proto::v1 as pb;
+
+use crate::store::{DeviceRecord, StoredEnvelope};
+
+pub(super) fn to_pb_device(device: &DeviceRecord) -> pb::DeviceSummary {
+    pb::DeviceSummary {
+        device_id: device.device_id.to_string(),
+        hostname: device.hostname.clone(),
+        serial: device.serial.clone().unwrap_or_default(),
+        vendor: device.vendor.clone().unwrap_or_default(),
+        model: device.model.clone().unwrap_or_default(),
+        site: device.site.clone().unwrap_or_default(),
+        enrolled_at_ms: device.enrolled_at_ms,
+        last_seen_ms: device.last_seen_ms.unwrap_or(0),
+        last_seq: device.last_seq,
+        n_reports: device.n_reports,
+        cert_not_after_ms: device.cert_not_after_ms,
+        revocation: device.revocation.as_ref().map(|r| pb::Revocation {
+            revoked_at_ms: r.revoked_at_ms,
+            revoked_by: r.revoked_by.clone(),
+            reason: r.reason.clone(),
+        }),
+        public_key_hex: hex::encode(device.public_key),
+    }
+}
+
+pub(super) fn to_pb_envelope(envelope: &StoredEnvelope) -> pb::SignedEnvelope {
+    pb::SignedEnvelope {
+        payload: envelope.payload.clone(),
+        payload_type: envelope.payload_type.clone(),
+        signature: envelope.signature.clone(),
+    }
+}

@@ -1,0 +1,118 @@
+//! The gRPC services and the server that runs them.
+//!
+//! Handlers are thin adapters: identity from the client certificate
+//! ([`crate::peer`]), validation, one domain call, then a `to_pb_*`
+//! conversion. Domain errors become a [`tonic::Status`] in one place each
+//! (the `From` impls below); the detail is logged where it is handled.
+
+mod agent;
+mod convert;
+mod enrollment;
+mod operator;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use custodian_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tonic::Status;
+use tracing::{error, info};
+
+use crate::ca::{Ca, IssueDeviceCertError};
+use crate::config::{Config, DataDir};
+use crate::intake::{Intake, IntakeError};
+use crate::store::{EnrollError, Store, StoreError};
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) ca: Ca,
+    pub(crate) config: Config,
+    pub(crate) intake: Intake,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: rustls::ServerConfig,
+}
+
+impl Server {
+    /// Opens the data directory's store and binds the listener.
+    pub async fn bind(data_dir: &DataDir, config: Config) -> anyhow::Result<Self> {
+        let tls = crate::tls::server_config(data_dir)?;
+        let ca = Ca::load(data_dir)?;
+        let store = Store::open(&data_dir.store()).context("open store")?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let intake = Intake::start(store.clone());
+        Ok(Self { listener, shared: Arc::new(Shared { store, ca, config, intake }), tls })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener.local_addr().context("read bound address")
+    }
+
+    /// Serves until `shutdown` completes, then flushes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<pb::agent_server::AgentServer<agent::AgentService>>().await;
+        health_reporter.set_serving::<pb::operator_server::OperatorServer<operator::OperatorService>>().await;
+        let store = self.shared.store.clone();
+        let incoming = crate::tls::Incoming::new(self.listener, self.tls);
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(self.shared.clone())))
+            .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
+            .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .context("serve gRPC")?;
+        store.flush().await.context("flush store on shutdown")?;
+        info!("server stopped");
+        Ok(())
+    }
+}
+
+fn internal(what: &str, e: &dyn std::fmt::Display) -> Status {
+    error!(error = %e, "failed to {what}");
+    Status::internal(format!("internal error: failed to {what}"))
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        internal("access the store", &e)
+    }
+}
+
+impl From<IntakeError> for Status {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Stopped => Status::unavailable("the server is shutting down; retry later"),
+            e => internal("commit reports", &e),
+        }
+    }
+}
+
+impl From<EnrollError> for Status {
+    fn from(e: EnrollError) -> Self {
+        match e {
+            EnrollError::UnknownToken => Status::unauthenticated("unknown enrolment token"),
+            EnrollError::TokenUsed { .. } => Status::unauthenticated("enrolment token already used; ask for a new one"),
+            EnrollError::TokenExpired => Status::unauthenticated("enrolment token expired; ask for a new one"),
+            EnrollError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IssueDeviceCertError> for Status {
+    fn from(e: IssueDeviceCertError) -> Self {
+        match e {
+            IssueDeviceCertError::Sign(_) => internal("sign a certificate", &e),
+            e => Status::invalid_argument(e.to_string()),
+        }
+    }
+}

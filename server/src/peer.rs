@@ -1,0 +1,69 @@
+//! Who is calling: the identity in the verified client certificate.
+//!
+//! rustls has already checked the certificate chains to the Custodian CA and
+//! is within its validity period; this module reads the identity URI from it
+//! and checks the caller is of the kind (device, operator role) an RPC admits.
+
+use custodian_proto::identity::{DeviceId, Identity, OperatorName, Role};
+use tonic::{Request, Status};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// The calling operator.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// Their name.
+    pub name: OperatorName,
+    /// Their role.
+    pub role: Role,
+}
+
+impl Operator {
+    /// How the operator is named in records and logs: `name (role)`.
+    pub fn actor(&self) -> String {
+        format!("{} ({})", self.name, self.role)
+    }
+}
+
+/// Reads the caller's identity from its verified client certificate.
+pub fn peer_identity<T>(req: &Request<T>) -> Result<Identity, Status> {
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("a client certificate issued by the Custodian CA is required"))?;
+    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate presented"))?;
+    identity_from_der(leaf).ok_or_else(|| Status::unauthenticated("the client certificate names no Custodian identity"))
+}
+
+/// The identity URI in a DER certificate, if it holds exactly one of ours.
+pub fn identity_from_der(der: &[u8]) -> Option<Identity> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut identities = san.value.general_names.iter().filter_map(|name| match name {
+        GeneralName::URI(uri) => Identity::from_uri(uri),
+        _ => None,
+    });
+    let identity = identities.next()?;
+    identities.next().is_none().then_some(identity)
+}
+
+/// The calling device, refusing operators.
+pub fn peer_device<T>(req: &Request<T>) -> Result<DeviceId, Status> {
+    match peer_identity(req)? {
+        Identity::Device(device_id) => Ok(device_id),
+        Identity::Operator { .. } => Err(Status::permission_denied("this call is for enrolled devices, not operators")),
+    }
+}
+
+/// The calling operator, if their role is one of `allowed`.
+pub fn peer_operator<T>(req: &Request<T>, allowed: &[Role]) -> Result<Operator, Status> {
+    match peer_identity(req)? {
+        Identity::Device(_) => Err(Status::permission_denied("this call is for operators; a device certificate cannot make it")),
+        Identity::Operator { name, role } if allowed.contains(&role) => Ok(Operator { name, role }),
+        Identity::Operator { role, .. } => {
+            let needed: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
+            Err(Status::permission_denied(format!(
+                "role {role} may not do this; it needs one of: {}",
+                needed.join(", ")
+            )))
+        }
+    }
+}

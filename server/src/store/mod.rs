@@ -1,0 +1,455 @@
+//! The server's storage: typed methods over an embedded sled database. This
+//! is the only module that touches sled; everything else sees records.
+//!
+//! Trees:
+//! - `devices`: device id (16 bytes) → [`DeviceRecord`];
+//! - `idx_hostname`, `idx_serial`: `lowercase(key) 0x00 device id` → empty,
+//!   updated in the same transaction as the device record;
+//! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`];
+//! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
+//! - `meta`: the schema version.
+//!
+//! Writes are not durable until [`Store::flush`] returns: sled syncs in the
+//! background, so callers flush before they acknowledge anything.
+
+mod records;
+
+use std::path::Path;
+
+use custodian_proto::identity::DeviceId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+pub use records::{
+    DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
+    TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
+};
+use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
+
+/// The schema version this build reads and writes.
+const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+
+/// A storage failure: the disk, sled, or a value that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O or corruption).
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value did not decode.
+    #[error("stored value in {tree} does not decode: {error}")]
+    Decode {
+        /// The tree it was in.
+        tree: &'static str,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// The store was written by a newer version of Custodian.
+    #[error("store schema version {found} is newer than this build's {SCHEMA_VERSION}; upgrade custodian-server")]
+    TooNew {
+        /// The version found.
+        found: u64,
+    },
+}
+
+/// Why an enrolment could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// No token with that secret exists.
+    #[error("unknown enrolment token")]
+    UnknownToken,
+    /// The token was already used.
+    #[error("enrolment token already used (by device {device_id})")]
+    TokenUsed {
+        /// The device that used it.
+        device_id: DeviceId,
+    },
+    /// The token has expired.
+    #[error("enrolment token expired")]
+    TokenExpired,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A verified report on its way into the store.
+#[derive(Debug, Clone)]
+pub struct IncomingReport {
+    /// The reporting device (from its certificate, checked against the payload).
+    pub device_id: DeviceId,
+    /// The report's sequence number.
+    pub seq: u64,
+    /// The envelope as received.
+    pub envelope: StoredEnvelope,
+    /// Hostname in the report.
+    pub hostname: String,
+    /// System serial in the report, if readable.
+    pub serial: Option<String>,
+    /// System vendor in the report, if readable.
+    pub vendor: Option<String>,
+    /// System model in the report, if readable.
+    pub model: Option<String>,
+}
+
+/// What committing a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Stored.
+    Accepted,
+    /// Byte-identical to the report already stored at that sequence number.
+    Duplicate,
+}
+
+/// Why a report was refused at commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitReportError {
+    /// No such device.
+    #[error("unknown device {0}")]
+    UnknownDevice(DeviceId),
+    /// The device is revoked.
+    #[error("device {0} is revoked")]
+    Revoked(DeviceId),
+    /// The sequence number is not above the last accepted one and the bytes
+    /// differ from what was accepted at that number.
+    #[error("replayed or out-of-order report: seq {seq}, last accepted {last_seq}")]
+    Replayed {
+        /// The report's sequence number.
+        seq: u64,
+        /// The device's last accepted sequence number.
+        last_seq: u64,
+    },
+}
+
+/// The server's store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    devices: sled::Tree,
+    idx_hostname: sled::Tree,
+    idx_serial: sled::Tree,
+    reports: sled::Tree,
+    tokens: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(SCHEMA_VERSION_KEY)? {
+            None => {
+                meta.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(bytes) => {
+                let found = u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Decode {
+                    tree: "meta",
+                    error: "schema version is not 8 bytes".to_owned(),
+                })?);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew { found });
+                }
+                // Migrations from older schema versions go here.
+            }
+        }
+        Ok(Self {
+            devices: db.open_tree("devices")?,
+            idx_hostname: db.open_tree("idx_hostname")?,
+            idx_serial: db.open_tree("idx_serial")?,
+            reports: db.open_tree("reports")?,
+            tokens: db.open_tree("tokens")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable, blocking the calling thread.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Records a new enrolment token under the hash of its secret.
+    pub fn create_token(&self, token_hash: &[u8; 32], token: &TokenRecord) -> Result<(), StoreError> {
+        self.tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
+        Ok(())
+    }
+
+    /// Checks that a token can be used at `now_ms`, without using it.
+    pub fn check_token(&self, token_hash: &[u8; 32], now_ms: i64) -> Result<TokenRecord, EnrollError> {
+        let token = self.tokens.get(token_hash).map_err(StoreError::from)?.ok_or(EnrollError::UnknownToken)?;
+        let token: TokenRecord = decode::<VersionedToken>("tokens", &token)?.into();
+        check_token(&token, now_ms)?;
+        Ok(token)
+    }
+
+    /// Uses the token and records the new device, in one transaction. The
+    /// device's site comes from the token.
+    pub fn enroll(&self, token_hash: &[u8; 32], now_ms: i64, device: DeviceRecord) -> Result<DeviceRecord, EnrollError> {
+        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial).transaction(
+            |(tokens, devices, idx_hostname, idx_serial)| {
+                let token = tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
+                let mut token: TokenRecord = decode::<VersionedToken>("tokens", &token)
+                    .map_err(|e| ConflictableTransactionError::Abort(e.into()))?
+                    .into();
+                check_token(&token, now_ms).map_err(ConflictableTransactionError::Abort)?;
+                token.used = Some(TokenUse { at_ms: now_ms, device_id: device.device_id });
+                tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
+                let device = DeviceRecord { site: token.site.clone(), ..device.clone() };
+                put_device(devices, idx_hostname, idx_serial, None, &device)?;
+                Ok(device)
+            },
+        );
+        res.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => EnrollError::Store(e.into()),
+        })
+    }
+
+    /// The device with this id.
+    pub fn device(&self, device_id: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        self.devices
+            .get(device_id.as_bytes())?
+            .map(|bytes| decode::<VersionedDevice>("devices", &bytes).map(Into::into))
+            .transpose()
+    }
+
+    /// Every device whose id, hostname or serial is `query` (case-insensitive
+    /// for hostname and serial).
+    pub fn find_devices(&self, query: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let query = query.trim();
+        if let Ok(device_id) = query.parse::<DeviceId>() {
+            return Ok(self.device(device_id)?.into_iter().collect());
+        }
+        let mut ids = Vec::new();
+        for index in [&self.idx_hostname, &self.idx_serial] {
+            for entry in index.scan_prefix(index_prefix(query)) {
+                let (key, _) = entry?;
+                ids.push(id_from_index_key(&key)?);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut devices = Vec::with_capacity(ids.len());
+        for device_id in ids {
+            devices.extend(self.device(device_id)?);
+        }
+        Ok(devices)
+    }
+
+    /// Every device, ordered by hostname then id.
+    pub fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut devices = self
+            .devices
+            .iter()
+            .values()
+            .map(|bytes| decode::<VersionedDevice>("devices", &bytes?).map(Into::into))
+            .collect::<Result<Vec<DeviceRecord>, StoreError>>()?;
+        devices.sort_by(|a, b| (a.hostname.to_lowercase(), a.device_id).cmp(&(b.hostname.to_lowercase(), b.device_id)));
+        Ok(devices)
+    }
+
+    /// Marks a device revoked, unless it already is. Returns the record as it
+    /// now stands and whether this call revoked it.
+    pub fn revoke(&self, device_id: DeviceId, revocation: Revocation) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+        self.update_device(device_id, |device| {
+            if device.revocation.is_some() {
+                return false;
+            }
+            device.revocation = Some(revocation.clone());
+            true
+        })
+    }
+
+    /// Records a renewed certificate's expiry.
+    pub fn set_cert_expiry(&self, device_id: DeviceId, not_after_ms: i64) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(self
+            .update_device(device_id, |device| {
+                device.cert_not_after_ms = not_after_ms;
+                true
+            })?
+            .map(|(device, _)| device))
+    }
+
+    fn update_device(
+        &self,
+        device_id: DeviceId,
+        change: impl Fn(&mut DeviceRecord) -> bool,
+    ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial).transaction(|(devices, idx_hostname, idx_serial)| {
+            let Some(bytes) = devices.get(device_id.as_bytes())? else {
+                return Ok(None);
+            };
+            let old: DeviceRecord =
+                decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
+            let mut device = old.clone();
+            let changed = change(&mut device);
+            if changed {
+                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+            }
+            Ok(Some((device, changed)))
+        });
+        res.map_err(flatten_tx_error)
+    }
+
+    /// Stores one verified report, refusing replays; identical resends are
+    /// reported as duplicates and change nothing. Not durable until
+    /// [`Store::flush`].
+    pub fn commit_report(&self, report: &IncomingReport) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
+        let key = report_key(report.device_id, report.seq);
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.reports).transaction(
+            |(devices, idx_hostname, idx_serial, reports)| {
+                let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
+                    return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
+                };
+                let old: DeviceRecord =
+                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
+                if old.revocation.is_some() {
+                    return Ok(Err(CommitReportError::Revoked(report.device_id)));
+                }
+                if report.seq <= old.last_seq {
+                    let same = match reports.get(&key)? {
+                        Some(stored) => {
+                            let stored: StoredEnvelope = decode::<VersionedEnvelope>("reports", &stored)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .into();
+                            stored.payload == report.envelope.payload
+                                && stored.signature == report.envelope.signature
+                                && stored.payload_type == report.envelope.payload_type
+                        }
+                        None => false,
+                    };
+                    return Ok(if same {
+                        Ok(CommitOutcome::Duplicate)
+                    } else {
+                        Err(CommitReportError::Replayed { seq: report.seq, last_seq: old.last_seq })
+                    });
+                }
+                reports.insert(key.as_slice(), encode(&VersionedEnvelope::V1(report.envelope.clone())))?;
+                let mut device = old.clone();
+                device.last_seq = report.seq;
+                device.n_reports += 1;
+                device.last_seen_ms = Some(report.envelope.received_at_ms);
+                device.hostname = report.hostname.clone();
+                if report.serial.is_some() {
+                    device.serial = report.serial.clone();
+                }
+                device.vendor = report.vendor.clone();
+                device.model = report.model.clone();
+                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                Ok(Ok(CommitOutcome::Accepted))
+            },
+        );
+        res.map_err(flatten_tx_error)
+    }
+
+    /// The report a device sent with sequence number `seq`.
+    pub fn report(&self, device_id: DeviceId, seq: u64) -> Result<Option<StoredEnvelope>, StoreError> {
+        self.reports
+            .get(report_key(device_id, seq))?
+            .map(|bytes| decode::<VersionedEnvelope>("reports", &bytes).map(Into::into))
+            .transpose()
+    }
+
+    /// Every report a device sent, in sequence order.
+    pub fn reports(&self, device_id: DeviceId) -> Result<Vec<(u64, StoredEnvelope)>, StoreError> {
+        self.reports
+            .scan_prefix(device_id.as_bytes())
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = u64::from_be_bytes(key[16..].try_into().map_err(|_| StoreError::Decode {
+                    tree: "reports",
+                    error: "key is not 24 bytes".to_owned(),
+                })?);
+                Ok((seq, decode::<VersionedEnvelope>("reports", &value)?.into()))
+            })
+            .collect()
+    }
+}
+
+fn check_token(token: &TokenRecord, now_ms: i64) -> Result<(), EnrollError> {
+    if let Some(used) = &token.used {
+        return Err(EnrollError::TokenUsed { device_id: used.device_id });
+    }
+    if now_ms >= token.expires_at_ms {
+        return Err(EnrollError::TokenExpired);
+    }
+    Ok(())
+}
+
+/// Writes `device` and moves its index entries from `old`'s keys to its own.
+fn put_device(
+    devices: &TransactionalTree,
+    idx_hostname: &TransactionalTree,
+    idx_serial: &TransactionalTree,
+    old: Option<&DeviceRecord>,
+    device: &DeviceRecord,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    let id = device.device_id;
+    if let Some(old) = old {
+        if old.hostname != device.hostname {
+            idx_hostname.remove(index_key(&old.hostname, id))?;
+        }
+        if let Some(serial) = old.serial.as_deref().filter(|s| Some(*s) != device.serial.as_deref()) {
+            idx_serial.remove(index_key(serial, id))?;
+        }
+    }
+    if old.is_none_or(|old| old.hostname != device.hostname) {
+        idx_hostname.insert(index_key(&device.hostname, id), &[])?;
+    }
+    if let Some(serial) = device.serial.as_deref().filter(|s| old.is_none_or(|old| old.serial.as_deref() != Some(*s))) {
+        idx_serial.insert(index_key(serial, id), &[])?;
+    }
+    devices.insert(id.as_bytes(), encode(&VersionedDevice::V1(device.clone())))?;
+    Ok(())
+}
+
+fn index_prefix(value: &str) -> Vec<u8> {
+    let mut key = value.trim().to_lowercase().into_bytes();
+    key.push(0);
+    key
+}
+
+fn index_key(value: &str, device_id: DeviceId) -> Vec<u8> {
+    let mut key = index_prefix(value);
+    key.extend_from_slice(device_id.as_bytes());
+    key
+}
+
+fn id_from_index_key(key: &[u8]) -> Result<DeviceId, StoreError> {
+    let start = key.len().checked_sub(16).ok_or(StoreError::Decode { tree: "index", error: "key too short".to_owned() })?;
+    let bytes: [u8; 16] = key[start..].try_into().expect("slice is 16 bytes long");
+    Ok(DeviceId::from_bytes(bytes))
+}
+
+fn report_key(device_id: DeviceId, seq: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(device_id.as_bytes());
+    key[16..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Decode { tree, error: e.to_string() })
+}
+
+fn flatten_tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

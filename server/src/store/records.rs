@@ -1,0 +1,126 @@
+//! The values the store keeps, versioned. Each stored value is the
+//! rmp-serde encoding of a `Versioned*` enum, so a later version can be added
+//! as a new variant with a `From` migration from the old one.
+
+use custodian_proto::identity::DeviceId;
+use serde::{Deserialize, Serialize};
+
+/// A device in the register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecordV1 {
+    /// The device's id.
+    pub device_id: DeviceId,
+    /// Its enrolled Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Hostname from the latest report (or enrolment).
+    pub hostname: String,
+    /// System serial number from the latest report (or enrolment), if readable.
+    pub serial: Option<String>,
+    /// System vendor from the latest report.
+    pub vendor: Option<String>,
+    /// System model from the latest report.
+    pub model: Option<String>,
+    /// Site, from the enrolment token.
+    pub site: Option<String>,
+    /// When it enrolled, Unix ms.
+    pub enrolled_at_ms: i64,
+    /// When it last reported, Unix ms.
+    pub last_seen_ms: Option<i64>,
+    /// Highest accepted report sequence number (0: none yet).
+    pub last_seq: u64,
+    /// Number of reports stored.
+    pub n_reports: u64,
+    /// Expiry of its current certificate, Unix ms.
+    pub cert_not_after_ms: i64,
+    /// Set once the device is revoked; its calls are refused from then on.
+    pub revocation: Option<RevocationV1>,
+}
+
+/// Why and by whom a device was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationV1 {
+    /// When, Unix ms.
+    pub revoked_at_ms: i64,
+    /// The operator, as `name (role)`.
+    pub revoked_by: String,
+    /// The reason they gave.
+    pub reason: String,
+}
+
+/// A one-time enrolment token, stored under the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecordV1 {
+    /// When it was created, Unix ms.
+    pub created_at_ms: i64,
+    /// When it stops working, Unix ms.
+    pub expires_at_ms: i64,
+    /// The operator who created it, as `name (role)`.
+    pub created_by: String,
+    /// Site enrolled devices are recorded at.
+    pub site: Option<String>,
+    /// Set once a device has enrolled with it.
+    pub used: Option<TokenUseV1>,
+}
+
+/// When a token was used and by which device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUseV1 {
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// The device it enrolled.
+    pub device_id: DeviceId,
+}
+
+/// A signed envelope exactly as received, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEnvelopeV1 {
+    /// The signed payload bytes, verbatim.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// The payload type the signature covers.
+    pub payload_type: String,
+    /// The Ed25519 signature, verbatim.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// When the server accepted it, Unix ms.
+    pub received_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) enum VersionedDevice {
+    V1(DeviceRecordV1),
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) enum VersionedToken {
+    V1(TokenRecordV1),
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) enum VersionedEnvelope {
+    V1(StoredEnvelopeV1),
+}
+
+impl From<VersionedDevice> for DeviceRecordV1 {
+    fn from(v: VersionedDevice) -> Self {
+        match v {
+            VersionedDevice::V1(record) => record,
+        }
+    }
+}
+
+impl From<VersionedToken> for TokenRecordV1 {
+    fn from(v: VersionedToken) -> Self {
+        match v {
+            VersionedToken::V1(record) => record,
+        }
+    }
+}
+
+impl From<VersionedEnvelope> for StoredEnvelopeV1 {
+    fn from(v: VersionedEnvelope) -> Self {
+        match v {
+            VersionedEnvelope::V1(record) => record,
+        }
+    }
+}
