@@ -1,1 +1,153 @@
-//! placeholder
+//! The Custodian agent: enrols the workstation, collects what it is, signs
+//! each report with the device key, spools it durably, and delivers it to the
+//! server over mutual TLS.
+//!
+//! The agent never opens a listening socket; it only calls out.
+
+pub mod collect;
+pub mod daemon;
+pub mod keys;
+pub mod spool;
+pub mod state;
+pub mod uplink;
+
+use anyhow::{Context, bail};
+use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE};
+use custodian_proto::identity::DeviceId;
+use custodian_proto::v1 as pb;
+use prost::Message;
+use tracing::info;
+
+use crate::collect::InventorySource;
+use crate::keys::DeviceKey;
+use crate::spool::Spool;
+use crate::state::{Enrollment, StateDir};
+use crate::uplink::{Delivery, Uplink};
+
+/// This agent's version, reported with every report.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Sets up logging to stderr at `level` (overridden by `RUST_LOG` when set).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// What `enroll` needs.
+pub struct EnrollArgs<'a> {
+    /// Server URL.
+    pub server: &'a str,
+    /// PEM of the CA to trust, as given by the operator.
+    pub ca_pem: &'a str,
+    /// The one-time token.
+    pub token: &'a str,
+}
+
+/// Enrols this machine: generates the device key (if there is none yet),
+/// sends a CSR with the token, stores the certificate, then spools and sends
+/// a first report. Returns the device id.
+pub async fn enroll(state: &StateDir, args: EnrollArgs<'_>, source: &dyn InventorySource) -> anyhow::Result<DeviceId> {
+    if let Ok(existing) = state.load_enrollment() {
+        bail!(
+            "{} is already enrolled as device {}; use a new state directory to enrol again",
+            state.root().display(),
+            existing.device_id
+        );
+    }
+    std::fs::create_dir_all(state.root()).with_context(|| format!("create {}", state.root().display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(state.root(), std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("set permissions on {}", state.root().display()))?;
+    }
+    let key = DeviceKey::load_or_generate(state)?;
+    let inventory = source.collect();
+    let serial = custodian_proto::readable_value(inventory.system.as_ref().and_then(|s| s.serial.as_ref()));
+    let res = uplink::enroll(args.server, args.ca_pem, args.token, &key, &inventory.hostname, serial).await?;
+    let device_id: DeviceId = res.device_id.parse().context("the server sent an invalid device id")?;
+    for (path, contents) in [(state.ca(), args.ca_pem), (state.cert(), res.certificate_pem.as_str())] {
+        custodian_proto::files::replace(&path, contents.as_bytes(), 0o644)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    state.save_enrollment(&Enrollment {
+        server: args.server.to_owned(),
+        device_id,
+        cert_issued_at_ms: custodian_proto::now_ms(),
+        cert_not_after_ms: res.not_after_ms,
+    })?;
+    info!(%device_id, "enrolled");
+    Ok(device_id)
+}
+
+/// Builds and signs a report with sequence number `seq`.
+pub fn sign_report(key: &DeviceKey, device_id: DeviceId, seq: u64, inventory: &pb::Inventory) -> pb::SignedEnvelope {
+    let report = pb::Report {
+        device_id: device_id.to_string(),
+        seq,
+        collected_at_ms: custodian_proto::now_ms(),
+        agent_version: AGENT_VERSION.to_owned(),
+        inventory: Some(inventory.clone()),
+    };
+    envelope::sign(&key.signing, REPORT_PAYLOAD_TYPE, report.encode_to_vec())
+}
+
+/// The agent's working parts once enrolled.
+pub struct Agent {
+    /// The state directory.
+    pub state: StateDir,
+    /// The enrolment record.
+    pub enrollment: Enrollment,
+    /// The device key.
+    pub key: DeviceKey,
+    /// The spool.
+    pub spool: Spool,
+}
+
+impl Agent {
+    /// Opens an enrolled agent's state.
+    pub fn open(state: StateDir) -> anyhow::Result<Self> {
+        let enrollment = state.load_enrollment()?;
+        let key = DeviceKey::load(&state)?;
+        let spool = Spool::open(&state.spool())?;
+        Ok(Self { state, enrollment, key, spool })
+    }
+
+    /// Collects, signs and durably spools one report; returns its sequence number.
+    pub fn spool_report(&self, source: &dyn InventorySource) -> anyhow::Result<u64> {
+        let inventory = source.collect();
+        let seq = self.spool.append(|seq| sign_report(&self.key, self.enrollment.device_id, seq, &inventory))?;
+        info!(seq, pending = self.spool.len(), "report spooled");
+        Ok(seq)
+    }
+
+    /// Connects (to `server`, or the enrolled server) and delivers everything spooled.
+    pub async fn deliver(&self, server: Option<&str>) -> anyhow::Result<Delivery> {
+        let server = server.unwrap_or(&self.enrollment.server);
+        let mut uplink = Uplink::connect(&self.state, server, &self.key).await?;
+        let delivery = uplink.deliver(&self.spool).await?;
+        info!(
+            accepted = delivery.accepted,
+            duplicates = delivery.duplicates,
+            rejected = delivery.rejected,
+            "delivered"
+        );
+        Ok(delivery)
+    }
+
+    /// Renews the certificate if a third or less of its lifetime is left.
+    pub async fn renew_if_due(&mut self, server: Option<&str>) -> anyhow::Result<bool> {
+        if !self.enrollment.needs_renewal(custodian_proto::now_ms()) {
+            return Ok(false);
+        }
+        let server = server.unwrap_or(&self.enrollment.server).to_owned();
+        let mut uplink = Uplink::connect(&self.state, &server, &self.key).await?;
+        uplink.renew(&self.state, &mut self.enrollment, &self.key).await?;
+        Ok(true)
+    }
+}

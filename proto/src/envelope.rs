@@ -53,11 +53,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 /// Signs `payload` (already-encoded protobuf bytes) as `payload_type`.
 pub fn sign(key: &SigningKey, payload_type: &str, payload: Vec<u8>) -> SignedEnvelope {
     let signature = key.sign(&pae(payload_type, &payload));
-    SignedEnvelope {
-        payload,
-        payload_type: payload_type.to_owned(),
-        signature: signature.to_bytes().to_vec(),
-    }
+    SignedEnvelope { payload, payload_type: payload_type.to_owned(), signature: signature.to_bytes().to_vec() }
 }
 
 /// Verifies `envelope` under `key` as `expected_type` and returns the payload

@@ -28,9 +28,12 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
 }
 
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(
-        |e| std::io::Error::new(e.kind(), format!("create {}: {e}", path.display())),
-    )?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("create {}: {e}", path.display())))?;
     // The umask may have narrowed the mode; make it exact.
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.write_all(contents)?;

@@ -105,10 +105,7 @@ impl FromStr for Role {
     type Err = ParseRoleError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| ParseRoleError(s.to_owned()))
+        Role::ALL.into_iter().find(|role| role.as_str() == s).ok_or_else(|| ParseRoleError(s.to_owned()))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod envelope;
 pub mod files;
 pub mod identity;
+pub mod json;
 
 /// `custodian.v1` wire types and gRPC stubs, generated from `proto/custodian/v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
@@ -21,9 +22,7 @@ pub mod v1 {
 
 /// Milliseconds since the Unix epoch, now. Custodian's wire times are all in this unit.
 pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -14,8 +14,8 @@ use custodian_proto::identity::{DeviceId, Identity, OperatorName, Role};
 use ed25519_dalek::VerifyingKey;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -87,8 +87,7 @@ impl Ca {
         device_id: DeviceId,
         lifetime: Duration,
     ) -> Result<(IssuedCert, VerifyingKey), IssueDeviceCertError> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|_| IssueDeviceCertError::BadCsr)?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|_| IssueDeviceCertError::BadCsr)?;
         if csr.public_key.algorithm() != &rcgen::PKCS_ED25519 {
             return Err(IssueDeviceCertError::NotEd25519);
         }
@@ -100,8 +99,8 @@ impl Ca {
             return Err(IssueDeviceCertError::WeakKey);
         }
         let identity = Identity::Device(device_id);
-        let params = client_params(&identity, &format!("device {device_id}"), lifetime)
-            .map_err(IssueDeviceCertError::Sign)?;
+        let params =
+            client_params(&identity, &format!("device {device_id}"), lifetime).map_err(IssueDeviceCertError::Sign)?;
         let cert = params.signed_by(&csr.public_key, &self.issuer).map_err(IssueDeviceCertError::Sign)?;
         Ok((IssuedCert { pem: cert.pem(), not_after_ms: to_ms(params.not_after) }, key))
     }
@@ -122,7 +121,11 @@ impl Ca {
 }
 
 /// Certificate parameters for a client certificate naming `identity`.
-fn client_params(identity: &Identity, common_name: &str, lifetime: Duration) -> Result<CertificateParams, rcgen::Error> {
+fn client_params(
+    identity: &Identity,
+    common_name: &str,
+    lifetime: Duration,
+) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, common_name);
     params.distinguished_name.push(DnType::OrganizationName, "Custodian");
@@ -167,7 +170,8 @@ pub fn init(data_dir: &DataDir, sans: &[String]) -> anyhow::Result<()> {
     ca_params.distinguished_name.push(DnType::CommonName, "Custodian CA");
     ca_params.distinguished_name.push(DnType::OrganizationName, "Custodian");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     set_validity(&mut ca_params, CA_LIFETIME);
     ca_params.serial_number = Some(random_serial());
     let ca_cert = ca_params.self_signed(&ca_key).context("self-sign CA certificate")?;
@@ -199,7 +203,8 @@ pub fn init(data_dir: &DataDir, sans: &[String]) -> anyhow::Result<()> {
     // `openssl pkeyutl -verify -rawin` checks what it signs).
     let signing_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let private_pem = signing_key.to_pkcs8_pem(LineEnding::LF).context("encode signing key")?;
-    let public_pem = signing_key.verifying_key().to_public_key_pem(LineEnding::LF).context("encode signing public key")?;
+    let public_pem =
+        signing_key.verifying_key().to_public_key_pem(LineEnding::LF).context("encode signing public key")?;
     write_private(&data_dir.signing_key(), private_pem.as_bytes())?;
     write_public(&data_dir.signing_public_key(), public_pem.as_bytes())?;
 

@@ -160,8 +160,16 @@ impl Config {
         };
         let config = Config {
             listen,
-            device_cert_lifetime: duration("device_cert_lifetime", raw.device_cert_lifetime, defaults.device_cert_lifetime),
-            enrollment_token_ttl: duration("enrollment_token_ttl", raw.enrollment_token_ttl, defaults.enrollment_token_ttl),
+            device_cert_lifetime: duration(
+                "device_cert_lifetime",
+                raw.device_cert_lifetime,
+                defaults.device_cert_lifetime,
+            ),
+            enrollment_token_ttl: duration(
+                "enrollment_token_ttl",
+                raw.enrollment_token_ttl,
+                defaults.enrollment_token_ttl,
+            ),
             max_enrollment_token_ttl: duration(
                 "max_enrollment_token_ttl",
                 raw.max_enrollment_token_ttl,

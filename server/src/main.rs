@@ -92,7 +92,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             custodian_server::ca::init(&data_dir, &all)?;
             println!("created data directory {}", data_dir.root().display());
             println!("server certificate names: {}", all.join(", "));
-            println!("next: custodian-server operator issue --data-dir {} --name NAME --role admin --out DIR", data_dir.root().display());
+            println!(
+                "next: custodian-server operator issue --data-dir {} --name NAME --role admin --out DIR",
+                data_dir.root().display()
+            );
             Ok(())
         }
         Command::Serve { data_dir, listen } => {

@@ -56,7 +56,9 @@ pub fn peer_device<T>(req: &Request<T>) -> Result<DeviceId, Status> {
 /// The calling operator, if their role is one of `allowed`.
 pub fn peer_operator<T>(req: &Request<T>, allowed: &[Role]) -> Result<Operator, Status> {
     match peer_identity(req)? {
-        Identity::Device(_) => Err(Status::permission_denied("this call is for operators; a device certificate cannot make it")),
+        Identity::Device(_) => {
+            Err(Status::permission_denied("this call is for operators; a device certificate cannot make it"))
+        }
         Identity::Operator { name, role } if allowed.contains(&role) => Ok(Operator { name, role }),
         Identity::Operator { role, .. } => {
             let needed: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();

@@ -13,7 +13,7 @@ use custodian_proto::v1 as pb;
 use pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
-pub use render::{format_bytes, format_time, render_device, render_device_json, render_device_list, render_device_list_json};
+pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
 
 use crate::operators::{IDENTITY_CA, IDENTITY_CERT, IDENTITY_KEY};
 
@@ -36,7 +36,11 @@ impl Ctl {
     }
 
     /// Creates an enrolment token.
-    pub async fn create_token(&mut self, site: Option<String>, ttl: Option<Duration>) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
+    pub async fn create_token(
+        &mut self,
+        site: Option<String>,
+        ttl: Option<Duration>,
+    ) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
         let req = pb::CreateEnrollmentTokenRequest {
             site: site.unwrap_or_default(),
             ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),

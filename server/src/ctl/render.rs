@@ -29,22 +29,6 @@ fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
-fn readable(r: Option<&pb::Readable>) -> String {
-    match r.and_then(|r| r.state.as_ref()) {
-        Some(pb::readable::State::Value(v)) => v.clone(),
-        Some(pb::readable::State::Unknown(why)) => format!("unknown ({why})"),
-        None => "unknown".to_owned(),
-    }
-}
-
-fn readable_json(r: Option<&pb::Readable>) -> Value {
-    match r.and_then(|r| r.state.as_ref()) {
-        Some(pb::readable::State::Value(v)) => json!(v),
-        Some(pb::readable::State::Unknown(why)) => json!({ "unknown": why }),
-        None => Value::Null,
-    }
-}
-
 /// Whether the envelope verifies under the device's enrolled key, checked
 /// here by the CLI rather than taken from the server.
 fn signature_check(device: &pb::DeviceSummary, envelope: &pb::SignedEnvelope) -> Result<(), String> {
@@ -138,31 +122,15 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
     field("public key", &d.public_key_hex);
     match (&res.latest_report, &res.latest_envelope) {
         (Some(report), Some(envelope)) => {
-            let inventory = report.inventory.clone().unwrap_or_default();
-            let os = inventory.os.unwrap_or_default();
-            let cpu = inventory.cpu.unwrap_or_default();
-            let memory = inventory.memory.unwrap_or_default();
-            let system = inventory.system.unwrap_or_default();
-            let _ = writeln!(out, "Latest report (seq {}, collected {})", report.seq, format_time(report.collected_at_ms));
-            let mut field = |name: &str, value: &str| {
-                let _ = writeln!(out, "  {name:<14}{value}");
-            };
-            field("hostname", &inventory.hostname);
-            field("os", &format!("{} {}", readable(os.name.as_ref()), readable(os.version.as_ref())));
-            field("kernel", &readable(os.kernel.as_ref()));
-            field("cpu", &format!("{} ({} cores, {} threads)", readable(cpu.model.as_ref()), cpu.cores, cpu.threads));
-            field("memory", &format_bytes(memory.total_bytes));
-            field("system", &format!(
-                "{} {} serial {}",
-                readable(system.vendor.as_ref()),
-                readable(system.model.as_ref()),
-                readable(system.serial.as_ref())
-            ));
-            field("agent", &report.agent_version);
-            field("signature", &match signature_check(d, envelope) {
+            let _ =
+                writeln!(out, "Latest report (seq {}, collected {})", report.seq, format_time(report.collected_at_ms));
+            out.push_str(&custodian_proto::json::inventory_text(&report.inventory.clone().unwrap_or_default(), "  "));
+            let _ = writeln!(out, "  {:<14}{}", "agent", report.agent_version);
+            let signature = match signature_check(d, envelope) {
                 Ok(()) => "verified by custodianctl against the enrolled key".to_owned(),
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
-            });
+            };
+            let _ = writeln!(out, "  {:<14}{signature}", "signature");
         }
         _ => {
             let _ = writeln!(out, "No report received yet.");
@@ -176,40 +144,15 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
     let mut value = res.device.as_ref().map(device_json).unwrap_or(Value::Null);
     if let (Some(report), Some(envelope), Some(d)) = (&res.latest_report, &res.latest_envelope, &res.device) {
         let inventory = report.inventory.clone().unwrap_or_default();
-        let os = inventory.os.unwrap_or_default();
-        let cpu = inventory.cpu.unwrap_or_default();
-        let system = inventory.system.unwrap_or_default();
+        let serial = inventory.system.as_ref().and_then(|s| s.serial.as_ref());
+        value["reported_serial"] = json!(readable_value(serial));
         value["latest_report"] = json!({
             "seq": report.seq,
             "collected_at": format_time(report.collected_at_ms),
             "agent_version": report.agent_version,
             "signature_verified": signature_check(d, envelope).is_ok(),
-            "inventory": {
-                "hostname": inventory.hostname,
-                "os": { "name": readable_json(os.name.as_ref()), "version": readable_json(os.version.as_ref()), "kernel": readable_json(os.kernel.as_ref()) },
-                "cpu": { "model": readable_json(cpu.model.as_ref()), "cores": cpu.cores, "threads": cpu.threads },
-                "memory_total_bytes": inventory.memory.unwrap_or_default().total_bytes,
-                "system": {
-                    "vendor": readable_json(system.vendor.as_ref()),
-                    "model": readable_json(system.model.as_ref()),
-                    "serial": readable_json(system.serial.as_ref()),
-                },
-            },
+            "inventory": custodian_proto::json::inventory(&inventory),
         });
-        // Used by scripts that only want the serial the machine itself reports.
-        value["reported_serial"] = json!(readable_value(system.serial.as_ref()));
     }
     serde_json::to_string_pretty(&value).expect("JSON values always serialise")
-}
-
-/// Bytes in binary units, one decimal.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }

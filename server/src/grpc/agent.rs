@@ -90,9 +90,7 @@ fn active_device(shared: &Shared, device_id: DeviceId) -> Result<DeviceRecord, S
         .ok_or_else(|| Status::unauthenticated(format!("device {device_id} is not enrolled")))?;
     if let Some(revocation) = &device.revocation {
         warn!(%device_id, reason = %revocation.reason, "refused a call from a revoked device");
-        return Err(Status::permission_denied(format!(
-            "device {device_id} has been revoked; it must be re-enrolled"
-        )));
+        return Err(Status::permission_denied(format!("device {device_id} has been revoked; it must be re-enrolled")));
     }
     Ok(device)
 }
@@ -110,8 +108,8 @@ impl pb::agent_server::Agent for AgentService {
         let device_id = peer_device(&req)?;
         let shared = &self.0;
         let device = active_device(shared, device_id)?;
-        let key = VerifyingKey::from_bytes(&device.public_key)
-            .map_err(|e| super::internal("load an enrolled key", &e))?;
+        let key =
+            VerifyingKey::from_bytes(&device.public_key).map_err(|e| super::internal("load an enrolled key", &e))?;
         let envelopes = req.into_inner().envelopes;
         if envelopes.len() > MAX_ENVELOPES_PER_CALL {
             return Err(Status::invalid_argument(format!(
@@ -143,11 +141,9 @@ impl pb::agent_server::Agent for AgentService {
                 result.unwrap_or_else(|| {
                     let (seq, outcome) = committed.next().expect("one outcome per verified report");
                     match outcome {
-                        Ok(CommitOutcome::Accepted) => pb::EnvelopeResult {
-                            seq,
-                            outcome: pb::Outcome::Accepted.into(),
-                            detail: String::new(),
-                        },
+                        Ok(CommitOutcome::Accepted) => {
+                            pb::EnvelopeResult { seq, outcome: pb::Outcome::Accepted.into(), detail: String::new() }
+                        }
                         Ok(CommitOutcome::Duplicate) => pb::EnvelopeResult {
                             seq,
                             outcome: pb::Outcome::Duplicate.into(),
@@ -168,11 +164,8 @@ impl pb::agent_server::Agent for AgentService {
         let device_id = peer_device(&req)?;
         let shared = &self.0;
         let device = active_device(shared, device_id)?;
-        let (cert, key) = shared.ca.issue_device_cert(
-            &req.into_inner().csr_pem,
-            device_id,
-            shared.config.device_cert_lifetime,
-        )?;
+        let (cert, key) =
+            shared.ca.issue_device_cert(&req.into_inner().csr_pem, device_id, shared.config.device_cert_lifetime)?;
         if key.to_bytes() != device.public_key {
             warn!(%device_id, "refused a renewal for a key other than the enrolled one");
             return Err(Status::permission_denied(

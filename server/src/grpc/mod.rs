@@ -65,7 +65,9 @@ impl Server {
         let incoming = crate::tls::Incoming::new(self.listener, self.tls);
         tonic::transport::Server::builder()
             .add_service(health_service)
-            .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(self.shared.clone())))
+            .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(
+                self.shared.clone(),
+            )))
             .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
             .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
             .serve_with_incoming_shutdown(incoming, shutdown)

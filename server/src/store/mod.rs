@@ -192,10 +192,16 @@ impl Store {
 
     /// Uses the token and records the new device, in one transaction. The
     /// device's site comes from the token.
-    pub fn enroll(&self, token_hash: &[u8; 32], now_ms: i64, device: DeviceRecord) -> Result<DeviceRecord, EnrollError> {
+    pub fn enroll(
+        &self,
+        token_hash: &[u8; 32],
+        now_ms: i64,
+        device: DeviceRecord,
+    ) -> Result<DeviceRecord, EnrollError> {
         let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial).transaction(
             |(tokens, devices, idx_hostname, idx_serial)| {
-                let token = tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
+                let token =
+                    tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
                 let mut token: TokenRecord = decode::<VersionedToken>("tokens", &token)
                     .map_err(|e| ConflictableTransactionError::Abort(e.into()))?
                     .into();
@@ -252,13 +258,17 @@ impl Store {
             .values()
             .map(|bytes| decode::<VersionedDevice>("devices", &bytes?).map(Into::into))
             .collect::<Result<Vec<DeviceRecord>, StoreError>>()?;
-        devices.sort_by(|a, b| (a.hostname.to_lowercase(), a.device_id).cmp(&(b.hostname.to_lowercase(), b.device_id)));
+        devices.sort_by_key(|d| (d.hostname.to_lowercase(), d.device_id));
         Ok(devices)
     }
 
     /// Marks a device revoked, unless it already is. Returns the record as it
     /// now stands and whether this call revoked it.
-    pub fn revoke(&self, device_id: DeviceId, revocation: Revocation) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+    pub fn revoke(
+        &self,
+        device_id: DeviceId,
+        revocation: Revocation,
+    ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
         self.update_device(device_id, |device| {
             if device.revocation.is_some() {
                 return false;
@@ -283,26 +293,30 @@ impl Store {
         device_id: DeviceId,
         change: impl Fn(&mut DeviceRecord) -> bool,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        let res = (&self.devices, &self.idx_hostname, &self.idx_serial).transaction(|(devices, idx_hostname, idx_serial)| {
-            let Some(bytes) = devices.get(device_id.as_bytes())? else {
-                return Ok(None);
-            };
-            let old: DeviceRecord =
-                decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
-            let mut device = old.clone();
-            let changed = change(&mut device);
-            if changed {
-                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
-            }
-            Ok(Some((device, changed)))
-        });
+        let res =
+            (&self.devices, &self.idx_hostname, &self.idx_serial).transaction(|(devices, idx_hostname, idx_serial)| {
+                let Some(bytes) = devices.get(device_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let old: DeviceRecord =
+                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
+                let mut device = old.clone();
+                let changed = change(&mut device);
+                if changed {
+                    put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                }
+                Ok(Some((device, changed)))
+            });
         res.map_err(flatten_tx_error)
     }
 
     /// Stores one verified report, refusing replays; identical resends are
     /// reported as duplicates and change nothing. Not durable until
     /// [`Store::flush`].
-    pub fn commit_report(&self, report: &IncomingReport) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
+    pub fn commit_report(
+        &self,
+        report: &IncomingReport,
+    ) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
         let key = report_key(report.device_id, report.seq);
         let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.reports).transaction(
             |(devices, idx_hostname, idx_serial, reports)| {
@@ -315,7 +329,7 @@ impl Store {
                     return Ok(Err(CommitReportError::Revoked(report.device_id)));
                 }
                 if report.seq <= old.last_seq {
-                    let same = match reports.get(&key)? {
+                    let same = match reports.get(key)? {
                         Some(stored) => {
                             let stored: StoredEnvelope = decode::<VersionedEnvelope>("reports", &stored)
                                 .map_err(ConflictableTransactionError::Abort)?
@@ -364,10 +378,11 @@ impl Store {
             .scan_prefix(device_id.as_bytes())
             .map(|entry| {
                 let (key, value) = entry?;
-                let seq = u64::from_be_bytes(key[16..].try_into().map_err(|_| StoreError::Decode {
-                    tree: "reports",
-                    error: "key is not 24 bytes".to_owned(),
-                })?);
+                let seq =
+                    u64::from_be_bytes(key[16..].try_into().map_err(|_| StoreError::Decode {
+                        tree: "reports",
+                        error: "key is not 24 bytes".to_owned(),
+                    })?);
                 Ok((seq, decode::<VersionedEnvelope>("reports", &value)?.into()))
             })
             .collect()
@@ -424,7 +439,8 @@ fn index_key(value: &str, device_id: DeviceId) -> Vec<u8> {
 }
 
 fn id_from_index_key(key: &[u8]) -> Result<DeviceId, StoreError> {
-    let start = key.len().checked_sub(16).ok_or(StoreError::Decode { tree: "index", error: "key too short".to_owned() })?;
+    let start =
+        key.len().checked_sub(16).ok_or(StoreError::Decode { tree: "index", error: "key too short".to_owned() })?;
     let bytes: [u8; 16] = key[start..].try_into().expect("slice is 16 bytes long");
     Ok(DeviceId::from_bytes(bytes))
 }

@@ -1,0 +1,65 @@
+//! `custodian-agent run`: report on a jittered interval, retry delivery with
+//! backoff while the server is unreachable, and renew the certificate.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tracing::{error, info, warn};
+
+use crate::Agent;
+use crate::collect::InventorySource;
+
+/// First retry delay after a failed delivery; it doubles up to the interval.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// `interval` ± 10%, so a fleet started together does not report in lockstep.
+pub fn jittered(interval: Duration) -> Duration {
+    let spread = interval.as_secs_f64() * 0.1;
+    let offset = rand::thread_rng().gen_range(-spread..=spread);
+    Duration::from_secs_f64((interval.as_secs_f64() + offset).max(1.0))
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    mut agent: Agent,
+    source: &dyn InventorySource,
+    interval: Duration,
+    server: Option<&str>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    info!(interval = %humantime::format_duration(interval), "agent running");
+    loop {
+        match agent.renew_if_due(server).await {
+            Ok(true) | Ok(false) => {}
+            Err(e) => warn!("failed to renew the certificate (will retry): {e:#}"),
+        }
+        if let Err(e) = agent.spool_report(source) {
+            error!("failed to spool a report: {e:#}");
+        }
+        let next_report = tokio::time::Instant::now() + jittered(interval);
+        let mut retry = FIRST_RETRY;
+        loop {
+            let wait_until = match agent.deliver(server).await {
+                Ok(_) => next_report,
+                Err(e) => {
+                    warn!(pending = agent.spool.len(), "failed to deliver reports (kept in the spool): {e:#}");
+                    let at = tokio::time::Instant::now() + retry;
+                    retry = (retry * 2).min(interval);
+                    at.min(next_report)
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!(pending = agent.spool.len(), "agent stopping");
+                    agent.spool.flush()?;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(wait_until) => {}
+            }
+            if wait_until >= next_report {
+                break;
+            }
+        }
+    }
+}
