@@ -38,7 +38,7 @@ pub fn inventory(inventory: &v1::Inventory) -> Value {
             "kernel": readable(os.kernel.as_ref()),
         },
         "cpu": { "model": readable(cpu.model.as_ref()), "cores": cpu.cores, "threads": cpu.threads },
-        "memory": { "total_bytes": inventory.memory.unwrap_or_default().total_bytes },
+        "memory": { "total_bytes": inventory.memory.as_ref().map_or(0, |m| m.total_bytes) },
         "system": {
             "vendor": readable(system.vendor.as_ref()),
             "model": readable(system.model.as_ref()),
@@ -57,7 +57,7 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         ("os", format!("{} {}", readable_text(os.name.as_ref()), readable_text(os.version.as_ref()))),
         ("kernel", readable_text(os.kernel.as_ref())),
         ("cpu", format!("{} ({} cores, {} threads)", readable_text(cpu.model.as_ref()), cpu.cores, cpu.threads)),
-        ("memory", format_bytes(inventory.memory.unwrap_or_default().total_bytes)),
+        ("memory", format_bytes(inventory.memory.as_ref().map_or(0, |m| m.total_bytes))),
         ("vendor", readable_text(system.vendor.as_ref())),
         ("model", readable_text(system.model.as_ref())),
         ("serial", readable_text(system.serial.as_ref())),

@@ -87,7 +87,7 @@ impl HostCollector {
 
     fn memory(&self) -> pb::MemoryInfo {
         let total_bytes = std::fs::read_to_string(self.path("proc/meminfo")).ok().and_then(|t| parse_meminfo_total(&t));
-        pb::MemoryInfo { total_bytes: total_bytes.unwrap_or(0) }
+        pb::MemoryInfo { total_bytes: total_bytes.unwrap_or(0), ..Default::default() }
     }
 
     fn system(&self) -> pb::SystemInfo {
@@ -95,6 +95,7 @@ impl HostCollector {
             vendor: Some(self.readable("sys/class/dmi/id/sys_vendor")),
             model: Some(self.readable("sys/class/dmi/id/product_name")),
             serial: Some(self.readable("sys/class/dmi/id/product_serial")),
+            ..Default::default()
         }
     }
 }
@@ -107,6 +108,7 @@ impl InventorySource for HostCollector {
             cpu: Some(self.cpu()),
             memory: Some(self.memory()),
             system: Some(self.system()),
+            ..Default::default()
         }
     }
 }
