@@ -5,6 +5,7 @@
 //! Start at [`grpc::Server`] for the serving side and [`ctl`] for the CLI.
 
 pub mod ca;
+pub mod compliance;
 pub mod config;
 pub mod ctl;
 pub mod grpc;
