@@ -104,3 +104,6 @@ impl Enrollment {
         self.cert_not_after_ms - now_ms <= lifetime / 3
     }
 }
+
+#[cfg(test)]
+mod tests;

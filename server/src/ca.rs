@@ -218,3 +218,6 @@ fn set_dir_private(path: &Path) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("set permissions on {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests;
