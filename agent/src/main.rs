@@ -109,9 +109,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             })
         }
         Command::Report { state_dir, server } => {
-            let agent = Agent::open(StateDir::new(state_dir))?;
+            let mut agent = Agent::open(StateDir::new(state_dir))?;
             let seq = agent.spool_report(&source)?;
             runtime.block_on(async {
+                // Machines that report from a timer rather than the daemon renew here.
+                if let Err(e) = agent.renew_if_due(server.as_deref()).await {
+                    eprintln!("custodian-agent: warning: failed to renew the certificate: {e:#}");
+                }
                 let delivery = agent.deliver(server.as_deref()).await.with_context(|| {
                     format!("report {seq} is spooled, {} waiting; not delivered", agent.spool.len())
                 })?;
