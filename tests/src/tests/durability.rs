@@ -1,0 +1,125 @@
+//! What survives: a server restart, a server that is down while the agent
+//! reports, and an agent killed between spooling a report and sending it.
+
+use custodian_proto::identity::{DeviceId, Role};
+use custodian_proto::v1 as pb;
+use custodian_server::store::Store;
+use prost::Message;
+
+use crate::process::{Running, Stream};
+use crate::{Machine, Server, TestDir};
+
+/// The sequence numbers stored for `device_id`, read from the store of a
+/// server that is not running, each checked to decode to a report carrying
+/// that sequence number; and the reports' collection times.
+fn stored_seqs(server: &Server, device_id: DeviceId) -> (Vec<u64>, Vec<i64>) {
+    let store = Store::open(&server.store_path()).expect("open the stopped server's store");
+    let mut seqs = Vec::new();
+    let mut collected = Vec::new();
+    for (seq, envelope) in store.reports(device_id).expect("read reports") {
+        let report = pb::Report::decode(envelope.payload.as_slice()).expect("stored payloads decode");
+        assert_eq!(report.seq, seq, "report stored under the wrong sequence number");
+        assert_eq!(report.device_id, device_id.to_string());
+        seqs.push(seq);
+        collected.push(report.collected_at_ms);
+    }
+    (seqs, collected)
+}
+
+#[tokio::test]
+async fn server_restart_keeps_everything() {
+    let dir = TestDir::new();
+    let mut server = Server::start(dir.path()).await;
+    let kept = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let revoked = Machine::new(dir.path(), "ward7-pc02", "SN-0002");
+    kept.enroll_ok(&server).await;
+    revoked.enroll_ok(&server).await;
+    kept.report().await.success();
+    let unused_token = server.token().await;
+    server.ctl_run(Role::Admin, &["device", "revoke", "ward7-pc02", "--reason", "disposed"]).await.success();
+    let before_kept = server.device_json("ward7-pc01").await;
+    let before_revoked = server.device_json("ward7-pc02").await;
+    let before_list = server.ctl_run(Role::ServiceDesk, &["device", "list", "--json"]).await.success();
+
+    // A clean stop, then a crash: both must keep everything.
+    for crash in [false, true] {
+        if crash {
+            server.kill().await;
+        } else {
+            server.stop().await;
+        }
+        server.restart().await;
+
+        assert_eq!(server.device_json("ward7-pc01").await, before_kept, "crash={crash}");
+        assert_eq!(server.device_json("SN-0002").await, before_revoked, "crash={crash}");
+        let list = server.ctl_run(Role::ServiceDesk, &["device", "list", "--json"]).await.success();
+        assert_eq!(list.stdout, before_list.stdout, "crash={crash}");
+    }
+    // The revocation, the unused token and the sequence numbers still hold.
+    revoked.report().await.failure(&["has been revoked"]);
+    let late = Machine::new(dir.path(), "ward7-pc03", "SN-0003");
+    late.enroll(&server, &unused_token).await.success();
+    let out = kept.report().await.success();
+    assert!(out.stdout.contains("delivered: 1 accepted"), "{out}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (3, 3));
+}
+
+#[tokio::test]
+async fn reports_spooled_while_server_is_down_are_delivered_in_order_once() {
+    let dir = TestDir::new();
+    let mut server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let device_id = machine.enroll_ok(&server).await;
+    server.kill().await;
+
+    for (seq, waiting) in [(2, 1), (3, 2), (4, 3)] {
+        let out = machine.report().await;
+        out.failure(&[&format!("report {seq} is spooled, {waiting} waiting; not delivered")]);
+    }
+
+    server.restart().await;
+    let out = machine.report().await.success();
+    assert!(out.stdout.contains("delivered: 4 accepted, 0 already held, 0 rejected; 0 waiting"), "{out}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (5, 5));
+    let out = machine.report().await.success();
+    assert!(out.stdout.contains("delivered: 1 accepted, 0 already held, 0 rejected; 0 waiting"), "{out}");
+
+    server.stop().await;
+    let (seqs, collected) = stored_seqs(&server, device_id);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6], "every report exactly once");
+    assert!(collected.is_sorted(), "reports were collected in sequence order: {collected:?}");
+}
+
+#[tokio::test]
+async fn agent_killed_between_spooling_and_sending_sends_on_next_run() {
+    let dir = TestDir::new();
+    let mut server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let device_id = machine.enroll_ok(&server).await;
+
+    // A "server" that accepts connections and never answers: the agent
+    // spools its report, then hangs in the TLS handshake.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let black_hole_url = format!("https://{}", black_hole.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = black_hole.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut cmd = machine.report_command();
+    cmd.args(["--server", &black_hole_url]);
+    let mut agent = Running::spawn(cmd);
+    let line = agent.wait_for_line(Stream::Stderr, "report spooled").await;
+    assert!(line.contains("seq=2"), "{line}");
+    let status = agent.kill().await;
+    assert!(!status.success());
+    holder.abort();
+    assert_eq!(server.report_counts("ward7-pc01").await, (1, 1), "nothing can have been delivered yet");
+
+    let out = machine.report().await.success();
+    assert!(out.stdout.contains("delivered: 2 accepted, 0 already held, 0 rejected; 0 waiting"), "{out}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (3, 3));
+    server.stop().await;
+    assert_eq!(stored_seqs(&server, device_id).0, vec![1, 2, 3]);
+}

@@ -1,0 +1,85 @@
+//! Enrolment, reporting and looking a machine up; tokens that must not work.
+
+use std::time::Duration;
+
+use custodian_proto::identity::Role;
+
+use crate::machine::{MODEL, VENDOR};
+use crate::{Machine, Server, TestDir};
+
+#[tokio::test]
+async fn enrolled_machine_is_found_by_hostname_and_serial_with_its_report() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-7F3K2L1");
+    let device_id = machine.enroll_ok(&server).await;
+    machine.report().await.success();
+
+    for query in [machine.hostname.as_str(), machine.serial.as_str(), &device_id.to_string(), "WARD7-PC01"] {
+        let out = server.ctl_run(Role::ServiceDesk, &["device", "show", query]).await.success();
+        for expected in [
+            &format!("Device {device_id}"),
+            "hostname      ward7-pc01",
+            "serial        SN-7F3K2L1",
+            VENDOR,
+            MODEL,
+            "site          ward-7",
+            "status        active",
+            "reports       2 (last seq 2)",
+            "Latest report (seq 2,",
+            "verified by custodianctl against the enrolled key",
+        ] {
+            assert!(out.stdout.contains(expected), "`device show {query}` lacks {expected:?}:\n{out}");
+        }
+    }
+
+    let device = server.device_json(&machine.serial).await;
+    assert_eq!(device["device_id"], device_id.to_string());
+    assert_eq!(device["hostname"], "ward7-pc01");
+    assert_eq!(device["reported_serial"], "SN-7F3K2L1");
+    assert_eq!(device["latest_report"]["seq"], 2);
+    assert_eq!(device["latest_report"]["signature_verified"], true);
+    assert_eq!(device["latest_report"]["inventory"]["hostname"], "ward7-pc01");
+    assert_eq!(device["latest_report"]["inventory"]["system"]["model"], MODEL);
+
+    let list = server.ctl_run(Role::IgAuditor, &["device", "list"]).await.success();
+    assert!(list.stdout.contains(&device_id.to_string()) && list.stdout.contains("1 device(s)"), "{list}");
+
+    let missing = server.ctl_run(Role::ServiceDesk, &["device", "show", "no-such-host"]).await;
+    missing.failure(&["not found", "no-such-host"]);
+}
+
+#[tokio::test]
+async fn reused_token_is_refused() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let first = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    first.enroll(&server, &token).await.success();
+
+    let second = Machine::new(dir.path(), "ward7-pc02", "SN-0002");
+    second.enroll(&server, &token).await.failure(&["enrolment refused", "already used"]);
+    let list = server.ctl_run(Role::Admin, &["device", "list", "--json"]).await.success();
+    assert!(!list.stdout.contains("ward7-pc02"), "the refused machine was registered:\n{list}");
+    assert!(!second.state_dir().join("enrollment.toml").exists(), "the refused agent thinks it is enrolled");
+}
+
+#[tokio::test]
+async fn expired_token_is_refused() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let out = server.ctl_run(Role::Engineer, &["token", "create", "--ttl", "1s"]).await.success();
+    let token = out.first_line().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll(&server, &token).await.failure(&["enrolment refused", "expired"]);
+}
+
+#[tokio::test]
+async fn unknown_token_is_refused() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll(&server, "cust_enr_0000").await.failure(&["enrolment refused", "unknown enrolment token"]);
+}
