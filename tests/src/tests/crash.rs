@@ -20,7 +20,7 @@ use rand::Rng;
 
 use crate::{DeviceCredentials, Machine, RawDevice, Server, TIMEOUT, TestDir};
 
-const ITERATIONS: usize = 20;
+const ITERATIONS: usize = 25;
 const DEVICES: usize = 4;
 /// How many of the latest acknowledged reports each device resends after a restart.
 const RESEND: usize = 16;
