@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -55,7 +55,10 @@ impl Bin {
     /// the `CUSTODIAN_*`/`RUST_LOG` environment cleared, and the child
     /// killed if the command's handle is dropped.
     ///
-    /// Panics with instructions if the binary has not been built.
+    /// Panics with instructions if the binary has not been built, or is
+    /// older than the sources it is built from: `cargo test` and `cargo
+    /// nextest run` build the libraries this test binary links, but not the
+    /// other packages' binaries, so `cargo build --workspace` must run first.
     pub fn command(self) -> Command {
         let path = self.path();
         assert!(
@@ -64,12 +67,61 @@ impl Bin {
              with `cargo build --workspace` (then run the tests again)",
             path.display()
         );
+        check_fresh(&path);
         let mut cmd = Command::new(&path);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
         cmd
+    }
+}
+
+/// Fails the test if `binary` is older than any source file it is built
+/// from, as listed in the dep-info file cargo writes beside it
+/// (`target/debug/NAME.d`): testing a stale binary would test old code.
+fn check_fresh(binary: &Path) {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).expect("read the binary's modification time");
+    // Without dep-info there is nothing to compare with.
+    let Ok(dep_info) = std::fs::read_to_string(binary.with_extension("d")) else { return };
+    let Some((_, sources)) = dep_info.split_once(": ") else { return };
+    let target_dir = binary.parent().and_then(Path::parent);
+    let mut newest = None;
+    // Spaces inside paths are escaped as `\ `.
+    for source in sources.replace("\\ ", "\0").split_whitespace() {
+        let source = PathBuf::from(source.replace('\0', " "));
+        if target_dir.is_some_and(|target| source.starts_with(target)) {
+            continue; // Generated during the build.
+        }
+        newest_file(&source, &mut newest);
+    }
+    if let Some((changed, source)) = newest {
+        assert!(
+            changed <= built,
+            "{} is older than {}: the end-to-end tests run the real binaries, so rebuild them \
+             with `cargo build --workspace` (then run the tests again)",
+            binary.display(),
+            source.display()
+        );
+    }
+}
+
+/// Updates `newest` with the most recently modified file under `path`
+/// (skipping build output and hidden files).
+fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
+    let Ok(metadata) = std::fs::metadata(path) else { return };
+    if metadata.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name != "target" && !name.to_string_lossy().starts_with('.') {
+                newest_file(&entry.path(), newest);
+            }
+        }
+    } else if let Ok(modified) = metadata.modified()
+        && newest.as_ref().is_none_or(|(time, _)| modified > *time)
+    {
+        *newest = Some((modified, path.to_owned()));
     }
 }
 
