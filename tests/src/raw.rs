@@ -42,6 +42,11 @@ impl DeviceCredentials {
         Self { device_id: enrollment.device_id, key: key.signing, key_pem: key.pem, cert_pem, ca_pem }
     }
 
+    /// The same device trusting `ca_pem` instead of the CA it enrolled with.
+    pub fn trusting(self, ca_pem: String) -> Self {
+        Self { ca_pem, ..self }
+    }
+
     /// A report from this device with `seq` and a minimal inventory.
     pub fn report(&self, seq: u64, hostname: &str) -> pb::Report {
         pb::Report {

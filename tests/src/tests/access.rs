@@ -6,6 +6,9 @@ use custodian_proto::v1 as pb;
 use pb::agent_client::AgentClient;
 use pb::operator_client::OperatorClient;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::raw::{anonymous_channel, operator_channel};
 use crate::{DeviceCredentials, Machine, RawDevice, Server, TestDir};
@@ -108,4 +111,52 @@ async fn service_desk_cannot_create_tokens_or_revoke() {
         let out = server.ctl_run(role, &["token", "create"]).await.success();
         assert!(out.first_line().starts_with("cust_enr_"), "{out}");
     }
+}
+
+#[tokio::test]
+async fn health_needs_no_client_certificate() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let mut health = HealthClient::new(anonymous_channel(&server.url(), &server.ca_pem()).await);
+    for service in ["", "custodian.v1.Agent", "custodian.v1.Operator"] {
+        let res = health.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner();
+        assert_eq!(res.status(), ServingStatus::Serving, "service {service:?}");
+    }
+}
+
+#[tokio::test]
+async fn certificates_from_another_ca_are_refused() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+    // A second Custodian installation with its own CA, a device and operators.
+    let other_dir = TestDir::new();
+    let other = Server::start(other_dir.path()).await;
+    let stranger = Machine::new(other_dir.path(), "elsewhere-pc01", "SN-9999");
+    stranger.enroll_ok(&other).await;
+
+    // The stranger's device certificate, trusting our server: the TLS
+    // handshake or the first call fails, and nothing is stored.
+    let creds = DeviceCredentials::load(stranger.state_dir()).trusting(server.ca_pem());
+    if let Some(device) = RawDevice::try_connect(&server.url(), creds.clone()).await {
+        let res = device.submit_one(creds.sign(&creds.report(2, "elsewhere-pc01"))).await;
+        assert!(res.is_err(), "a certificate from another CA was accepted: {res:?}");
+    }
+    // The other installation's admin (trusting our server) cannot operate ours.
+    let mixed = dir.join("other-admin");
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::write(mixed.join("ca.pem"), server.ca_pem()).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(other.identity(Role::Admin).join(file), mixed.join(file)).unwrap();
+    }
+    let mut ctl = crate::Bin::Ctl.command();
+    ctl.args(["--server", &server.url(), "--identity"]).arg(&mixed).args(["device", "list"]);
+    // The server refuses the certificate during the TLS handshake.
+    let out = crate::process::run(ctl).await.failure(&["transport error"]);
+    assert!(!out.stdout.contains("ward7-pc01"), "{out}");
+
+    let list = server.ctl_run(Role::Admin, &["device", "list", "--json"]).await.success();
+    assert!(!list.stdout.contains("elsewhere-pc01"), "{list}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (1, 1));
 }
