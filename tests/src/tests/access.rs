@@ -152,9 +152,11 @@ async fn certificates_from_another_ca_are_refused() {
     }
     let mut ctl = crate::Bin::Ctl.command();
     ctl.args(["--server", &server.url(), "--identity"]).arg(&mixed).args(["device", "list"]);
-    // The server refuses the certificate during the TLS handshake.
-    let out = crate::process::run(ctl).await.failure(&["transport error"]);
-    assert!(!out.stdout.contains("ward7-pc01"), "{out}");
+    // The server refuses the certificate at the end of the TLS handshake;
+    // depending on timing the client sees a transport error or a cancelled
+    // call, but never a complaint about the server's own certificate.
+    let out = crate::process::run(ctl).await.failure(&[]);
+    assert!(!out.stdout.contains("ward7-pc01") && !out.stderr.contains("invalid peer certificate"), "{out}");
 
     let list = server.ctl_run(Role::Admin, &["device", "list", "--json"]).await.success();
     assert!(!list.stdout.contains("elsewhere-pc01"), "{list}");
