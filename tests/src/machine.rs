@@ -56,6 +56,12 @@ impl Machine {
         Self { hostname: hostname.to_owned(), serial: serial.to_owned(), root, state: base.join("state") }
     }
 
+    /// Renames the machine: the agent reads `hostname` from now on.
+    pub fn rename(&mut self, hostname: &str) {
+        std::fs::write(self.root.join("proc/sys/kernel/hostname"), format!("{hostname}\n")).expect("write hostname");
+        self.hostname = hostname.to_owned();
+    }
+
     /// The agent's state directory.
     pub fn state_dir(&self) -> &Path {
         &self.state

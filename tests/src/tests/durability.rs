@@ -123,3 +123,29 @@ async fn agent_killed_between_spooling_and_sending_sends_on_next_run() {
     server.stop().await;
     assert_eq!(stored_seqs(&server, device_id).0, vec![1, 2, 3]);
 }
+
+#[tokio::test]
+async fn daemon_reports_on_its_interval_and_stops_on_sigterm() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+
+    let mut cmd = machine.agent();
+    cmd.args(["run", "--interval", "1s", "--state-dir"]).arg(machine.state_dir());
+    let mut daemon = Running::spawn(cmd);
+    daemon.wait_for_line(Stream::Stderr, "agent running").await;
+    let deadline = tokio::time::Instant::now() + crate::TIMEOUT;
+    loop {
+        let (n_reports, last_seq) = server.report_counts("ward7-pc01").await;
+        assert_eq!(n_reports, last_seq);
+        if n_reports >= 4 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the daemon did not report\n{}", daemon.transcript());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let status = daemon.terminate().await;
+    assert!(status.success(), "the daemon did not stop cleanly ({status})\n{}", daemon.transcript());
+    assert!(daemon.output(Stream::Stderr).contains("agent stopping"), "{}", daemon.transcript());
+}

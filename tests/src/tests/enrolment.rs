@@ -83,3 +83,50 @@ async fn unknown_token_is_refused() {
     let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
     machine.enroll(&server, "cust_enr_0000").await.failure(&["enrolment refused", "unknown enrolment token"]);
 }
+
+#[tokio::test]
+async fn renamed_machine_is_found_by_its_new_hostname_only() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let mut machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let device_id = machine.enroll_ok(&server).await;
+    machine.rename("theatre2-pc01");
+    machine.report().await.success();
+
+    let device = server.device_json("theatre2-pc01").await;
+    assert_eq!(device["device_id"], device_id.to_string());
+    assert_eq!(device["hostname"], "theatre2-pc01");
+    assert_eq!(server.device_json("SN-0001").await["device_id"], device_id.to_string());
+    server.ctl_run(Role::ServiceDesk, &["device", "show", "ward7-pc01"]).await.failure(&["not found"]);
+}
+
+#[tokio::test]
+async fn shared_hostname_asks_for_a_device_id() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let first = Machine::new(&dir.join("a"), "kiosk", "SN-0001");
+    let second = Machine::new(&dir.join("b"), "kiosk", "SN-0002");
+    let first_id = first.enroll_ok(&server).await;
+    let second_id = second.enroll_ok(&server).await;
+
+    let out = server.ctl_run(Role::ServiceDesk, &["device", "show", "kiosk"]).await;
+    out.failure(&["matches 2 devices", &first_id.to_string(), &second_id.to_string(), "use a device id"]);
+    // The serial and the id still single each one out.
+    assert_eq!(server.device_json("SN-0002").await["device_id"], second_id.to_string());
+    assert_eq!(server.device_json(&first_id.to_string()).await["serial"], "SN-0001");
+}
+
+#[tokio::test]
+async fn inventory_prints_what_would_be_reported_without_a_server() {
+    let dir = TestDir::new();
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let mut cmd = machine.agent();
+    cmd.args(["inventory", "--json"]);
+    let out = crate::process::run(cmd).await.success();
+    let inventory: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(inventory["hostname"], "ward7-pc01");
+    assert_eq!(inventory["system"]["serial"], "SN-0001");
+    assert_eq!(inventory["system"]["vendor"], VENDOR);
+    assert_eq!(inventory["os"]["name"], "Debian GNU/Linux");
+    assert_eq!(inventory["cpu"]["threads"], 2);
+}
