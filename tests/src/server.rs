@@ -49,6 +49,20 @@ impl Server {
         Self { data_dir, identities, addr: None, process: None }
     }
 
+    /// Sets `key = "value"` in the data directory's `server.toml` (the key
+    /// must already be there); takes effect at the next start.
+    pub fn configure(&self, key: &str, value: &str) {
+        let path = self.data_dir.join("server.toml");
+        let text = std::fs::read_to_string(&path).expect("read server.toml");
+        let prefix = format!("{key} = ");
+        assert!(text.lines().any(|line| line.starts_with(&prefix)), "no {key} in server.toml:\n{text}");
+        let text: Vec<String> = text
+            .lines()
+            .map(|line| if line.starts_with(&prefix) { format!("{prefix}{value:?}") } else { line.to_owned() })
+            .collect();
+        std::fs::write(&path, text.join("\n") + "\n").expect("write server.toml");
+    }
+
     /// Starts serving on a fresh loopback port.
     pub async fn serve(&mut self) {
         self.serve_on(SocketAddr::from(([127, 0, 0, 1], 0))).await;

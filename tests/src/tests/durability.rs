@@ -149,3 +149,38 @@ async fn daemon_reports_on_its_interval_and_stops_on_sigterm() {
     assert!(status.success(), "the daemon did not stop cleanly ({status})\n{}", daemon.transcript());
     assert!(daemon.output(Stream::Stderr).contains("agent stopping"), "{}", daemon.transcript());
 }
+
+#[tokio::test]
+async fn daemon_renews_its_certificate_and_keeps_reporting_past_the_first_ones_expiry() {
+    let dir = TestDir::new();
+    let mut server = Server::init(dir.path()).await;
+    server.configure("device_cert_lifetime", "6s");
+    server.serve().await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+    let first_expiry = server.device_json("ward7-pc01").await["cert_not_after"].clone();
+
+    let mut cmd = machine.agent();
+    cmd.args(["run", "--interval", "1s", "--state-dir"]).arg(machine.state_dir());
+    let mut daemon = Running::spawn(cmd);
+    // Due with a third of the 6 s left: renewed at about 4 s, then with the
+    // renewed certificate again at about 8 s, after the first has expired.
+    let deadline = tokio::time::Instant::now() + crate::TIMEOUT;
+    while daemon.output(Stream::Stderr).matches("certificate renewed").count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second renewal\n{}", daemon.transcript());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (n_reports, _) = server.report_counts("ward7-pc01").await;
+    loop {
+        let (now_reports, last_seq) = server.report_counts("ward7-pc01").await;
+        assert_eq!(now_reports, last_seq);
+        if now_reports >= n_reports + 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "reports stopped after renewal\n{}", daemon.transcript());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_ne!(server.device_json("ward7-pc01").await["cert_not_after"], first_expiry);
+    daemon.terminate().await;
+    assert!(!daemon.output(Stream::Stderr).contains("failed to renew"), "{}", daemon.transcript());
+}
