@@ -130,3 +130,32 @@ async fn inventory_prints_what_would_be_reported_without_a_server() {
     assert_eq!(inventory["os"]["name"], "Debian GNU/Linux");
     assert_eq!(inventory["cpu"]["threads"], 2);
 }
+
+#[tokio::test]
+async fn private_keys_are_0600_and_init_refuses_to_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+
+    let keys = [
+        server.data_dir().join("ca.key"),
+        server.data_dir().join("server.key"),
+        server.data_dir().join("server-signing.key"),
+        server.identity(Role::Admin).join("key.pem"),
+        machine.state_dir().join("device.key"),
+    ];
+    for key in &keys {
+        let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", key.display());
+    }
+    let ca_key = std::fs::read(&keys[0]).unwrap();
+
+    let mut init = crate::Bin::Server.command();
+    init.arg("init").arg("--data-dir").arg(server.data_dir());
+    crate::process::run(init).await.failure(&["refusing to overwrite"]);
+    assert_eq!(std::fs::read(&keys[0]).unwrap(), ca_key, "init replaced the CA key");
+    let again = machine.enroll(&server, &server.token().await).await;
+    again.failure(&["already enrolled"]);
+}
