@@ -138,14 +138,21 @@ async fn acknowledged_reports_survive_sigkill_during_ingest() {
         let acks = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> =
             clients.drain(..).map(|client| tokio::spawn(ingest(client, server.url(), acks.clone()))).collect();
-        // Kill at a random moment once ingest is under way.
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while acks.load(Ordering::Relaxed) == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "no report was acknowledged\n{}", server.log());
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if iteration % 3 == 0 {
+            // Kill at a random moment soon after the start: during handshakes
+            // and resends as often as during new reports.
+            let delay = rand::thread_rng().gen_range(0..150);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        } else {
+            // Kill at a random moment once new reports are flowing.
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            while acks.load(Ordering::Relaxed) == 0 {
+                assert!(tokio::time::Instant::now() < deadline, "no report was acknowledged\n{}", server.log());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let delay = rand::thread_rng().gen_range(0..300);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        let delay = rand::thread_rng().gen_range(0..300);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill().await;
         for task in tasks {
             let client =
