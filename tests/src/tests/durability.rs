@@ -184,3 +184,41 @@ async fn daemon_renews_its_certificate_and_keeps_reporting_past_the_first_ones_e
     daemon.terminate().await;
     assert!(!daemon.output(Stream::Stderr).contains("failed to renew"), "{}", daemon.transcript());
 }
+
+#[tokio::test]
+async fn daemon_spools_while_the_server_is_down_and_catches_up() {
+    let dir = TestDir::new();
+    let mut server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let device_id = machine.enroll_ok(&server).await;
+    let mut cmd = machine.agent();
+    cmd.args(["run", "--interval", "1s", "--state-dir"]).arg(machine.state_dir());
+    let mut daemon = Running::spawn(cmd);
+    daemon.wait_for_line(Stream::Stderr, "agent running").await;
+
+    server.kill().await;
+    // The daemon keeps collecting while the server is away.
+    let deadline = tokio::time::Instant::now() + crate::TIMEOUT;
+    while daemon.output(Stream::Stderr).matches("failed to deliver reports").count() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the daemon did not retry\n{}", daemon.transcript());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let spooled = daemon.output(Stream::Stderr).matches("report spooled").count();
+    assert!(spooled >= 3, "{}", daemon.transcript());
+
+    server.restart().await;
+    loop {
+        let (n_reports, last_seq) = server.report_counts("ward7-pc01").await;
+        assert_eq!(n_reports, last_seq, "a report was lost or stored twice");
+        if n_reports as usize > spooled + 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the daemon did not catch up\n{}", daemon.transcript());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let status = daemon.terminate().await;
+    assert!(status.success(), "{}", daemon.transcript());
+    server.stop().await;
+    let (seqs, _) = stored_seqs(&server, device_id);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
