@@ -74,14 +74,19 @@ impl Machine {
         cmd
     }
 
-    /// `custodian-agent enroll` against `server` with `token`.
-    pub async fn enroll(&self, server: &Server, token: &str) -> Output {
+    /// A `custodian-agent enroll` command against `server` with `token`.
+    pub fn enroll_command(&self, server: &Server, token: &str) -> Command {
         let mut cmd = self.agent();
         cmd.args(["enroll", "--server", &server.url(), "--token", token, "--ca"])
             .arg(server.ca_path())
             .arg("--state-dir")
             .arg(&self.state);
-        process::run(cmd).await
+        cmd
+    }
+
+    /// `custodian-agent enroll` against `server` with `token`.
+    pub async fn enroll(&self, server: &Server, token: &str) -> Output {
+        process::run(self.enroll_command(server, token)).await
     }
 
     /// Creates a token and enrols, asserting success (the first report is delivered too).

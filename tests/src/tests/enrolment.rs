@@ -5,6 +5,7 @@ use std::time::Duration;
 use custodian_proto::identity::Role;
 
 use crate::machine::{MODEL, VENDOR};
+use crate::process::{Running, Stream};
 use crate::{Machine, Server, TestDir};
 
 #[tokio::test]
@@ -158,4 +159,29 @@ async fn private_keys_are_0600_and_init_refuses_to_overwrite() {
     assert_eq!(std::fs::read(&keys[0]).unwrap(), ca_key, "init replaced the CA key");
     let again = machine.enroll(&server, &server.token().await).await;
     again.failure(&["already enrolled"]);
+}
+
+#[tokio::test]
+async fn one_token_enrols_one_machine_even_when_raced() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let machines: Vec<Machine> =
+        (0..6).map(|i| Machine::new(dir.path(), &format!("race-pc{i}"), &format!("SN-RACE-{i}"))).collect();
+    // All started before any is waited for.
+    let mut agents: Vec<Running> =
+        machines.iter().map(|machine| Running::spawn(machine.enroll_command(&server, &token))).collect();
+
+    let mut n_enrolled = 0;
+    for agent in &mut agents {
+        if agent.wait().await.success() {
+            n_enrolled += 1;
+        } else {
+            let stderr = agent.output(Stream::Stderr);
+            assert!(stderr.contains("enrolment refused") && stderr.contains("already used"), "{}", agent.transcript());
+        }
+    }
+    assert_eq!(n_enrolled, 1, "exactly one enrolment may succeed");
+    let list = server.ctl_run(Role::Admin, &["device", "list"]).await.success();
+    assert!(list.stdout.contains("1 device(s)"), "{list}");
 }
