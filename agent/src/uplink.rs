@@ -28,7 +28,7 @@ pub struct Delivery {
 
 /// Turns a gRPC refusal into an error that says what the server said.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("server refused: {} ({:?})", status.message(), status.code())
+    anyhow::anyhow!("server refused: {} ({:?})", custodian_proto::channel::describe_status(&status), status.code())
 }
 
 /// Enrols with a one-time token over TLS without a client certificate.
@@ -47,10 +47,13 @@ pub async fn enroll(
         hostname: hostname.to_owned(),
         system_serial: serial.unwrap_or_default().to_owned(),
     };
-    let res = pb::enrollment_client::EnrollmentClient::new(channel)
-        .enroll(req)
-        .await
-        .map_err(|status| anyhow::anyhow!("enrolment refused: {} ({:?})", status.message(), status.code()))?;
+    let res = pb::enrollment_client::EnrollmentClient::new(channel).enroll(req).await.map_err(|status| {
+        anyhow::anyhow!(
+            "enrolment refused: {} ({:?})",
+            custodian_proto::channel::describe_status(&status),
+            status.code()
+        )
+    })?;
     Ok(res.into_inner())
 }
 

@@ -67,3 +67,20 @@ pub async fn connect(url: &str, ca_pem: &str, identity: Option<ClientIdentity<'_
         .await
         .map_err(|source| ConnectError::Connect { url: url.to_owned(), source })
 }
+
+/// A gRPC status as one line for a person: its message, then the chain of
+/// causes behind it (so a TLS alert such as "unknown CA" is not hidden
+/// behind "transport error").
+pub fn describe_status(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -82,5 +82,13 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
         tonic::Code::Unavailable => "server unavailable",
         _ => "server error",
     };
-    anyhow::anyhow!("{code}: {}", status.message())
+    if matches!(status.code(), tonic::Code::Unknown | tonic::Code::Cancelled) && status.message().contains("transport")
+    {
+        return anyhow::anyhow!(
+            "the connection failed: {}; check --server, and that the identity in --identity was issued by this \
+             server's CA and has not expired",
+            custodian_proto::channel::describe_status(&status)
+        );
+    }
+    anyhow::anyhow!("{code}: {}", custodian_proto::channel::describe_status(&status))
 }

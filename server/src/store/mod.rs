@@ -35,9 +35,14 @@ const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// A storage failure: the disk, sled, or a value that does not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled reported an error (I/O or corruption).
+    /// sled reported an error (I/O or corruption). Not marked as the
+    /// source: the message already carries it, and error chains would
+    /// print it twice.
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// Another process (usually a running `custodian-server serve`) holds the store.
+    #[error("the store at {} is in use by another process (is custodian-server already running?)", .0.display())]
+    Locked(std::path::PathBuf),
     /// A stored value did not decode.
     #[error("stored value in {tree} does not decode: {error}")]
     Decode {
@@ -52,6 +57,12 @@ pub enum StoreError {
         /// The version found.
         found: u64,
     },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
 }
 
 /// Why an enrolment could not be recorded.
@@ -136,7 +147,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open().map_err(|e| match e {
+            // sled wraps the lock failure in an io::Error of its own kind.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked(path.to_owned())
+            }
+            e => StoreError::Sled(e),
+        })?;
         let meta = db.open_tree("meta")?;
         match meta.get(SCHEMA_VERSION_KEY)? {
             None => {
