@@ -1,7 +1,7 @@
 //! A device's inventory history: what changed between two consecutive
 //! inventories, as a list of [`Change`]s, with the changes IG must see
-//! flagged (a storage device disappearing, a volume no longer encrypted,
-//! Secure Boot turned off).
+//! flagged (a fixed storage device disappearing, a volume no longer
+//! encrypted, Secure Boot turned off).
 //!
 //! An inventory is flattened into *entities* (a disk, a volume, an interface,
 //! a memory module), identified by what survives a reboot (a disk by its
@@ -159,7 +159,8 @@ pub fn diff(old: &pb::Inventory, new: &pb::Inventory) -> Vec<Change> {
     let mut changes = Vec::new();
     for (id, description) in &old.entities {
         if !new.entities.contains_key(id) {
-            let flag = id.starts_with("storage ") && !id.contains(" volume ");
+            // A fixed disk leaving is an event; a USB stick being unplugged is not.
+            let flag = id.starts_with("storage ") && !id.contains(" volume ") && !description.ends_with(" removable");
             changes.push(Change {
                 kind: ChangeKind::Removed,
                 subject: id.clone(),

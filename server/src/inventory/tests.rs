@@ -65,6 +65,13 @@ fn a_disk_that_disappears_is_flagged_and_a_new_one_is_recorded() {
         Added storage S3: - -> sdc Disk 512.0 GiB sata
     "#]]
     .assert_eq(&render(&diff(&old, &new)));
+    // A USB stick being unplugged is recorded, not flagged.
+    let mut with_stick = old.clone();
+    with_stick.storage.push(pb::StorageDevice { removable: true, ..disk("sdd", "STICK", vec![]) });
+    expect_test::expect![[r#"
+        Removed storage STICK: sdd Disk 512.0 GiB sata removable -> -
+    "#]]
+    .assert_eq(&render(&diff(&with_stick, &old)));
 }
 
 #[test]

@@ -157,17 +157,23 @@ impl Store {
             .transpose()
     }
 
-    /// A device's most recent `limit` inventory changes, newest first.
+    /// A device's most recent `limit` inventory changes: newest report
+    /// first, and within a report in the order they were recorded.
     pub fn inventory_changes(&self, device_id: DeviceId, limit: usize) -> Result<Vec<InventoryChangeV1>, StoreError> {
-        self.inventory_changes
+        let mut entries = self
+            .inventory_changes
             .scan_prefix(device_id.as_bytes())
             .rev()
             .take(limit)
             .map(|entry| {
-                let (_, value) = entry?;
-                decode::<VersionedChange>("inventory_changes", &value).map(|VersionedChange::V1(c)| c)
+                let (key, value) = entry?;
+                let change = decode::<VersionedChange>("inventory_changes", &value).map(|VersionedChange::V1(c)| c)?;
+                Ok((key, change))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Keys are device id ‖ seq ‖ index: order by seq descending, index ascending.
+        entries.sort_by(|(a, _), (b, _)| b[16..24].cmp(&a[16..24]).then(a[24..].cmp(&b[24..])));
+        Ok(entries.into_iter().map(|(_, change)| change).collect())
     }
 }
 
