@@ -206,3 +206,6 @@ impl Agent {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;
