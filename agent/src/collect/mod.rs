@@ -137,7 +137,12 @@ impl HostCollector {
 
 impl InventorySource for HostCollector {
     fn collect(&self) -> pb::Inventory {
+        #[cfg(not(any(target_os = "windows", target_os = "macos")))]
         let storage = storage::BlockLayer::new(&self.root).storage();
+        #[cfg(target_os = "windows")]
+        let storage = platform::windows::collect_storage();
+        #[cfg(target_os = "macos")]
+        let storage = platform::macos::collect_storage();
         pb::Inventory {
             hostname: self.hostname(),
             os: Some(self.os()),
