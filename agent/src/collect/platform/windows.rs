@@ -131,6 +131,96 @@ pub fn to_volume(volume: &BitLockerVolume) -> pb::Volume {
     }
 }
 
+/// One `Win32_EncryptableVolume` instance, as printed by
+/// `Get-CimInstance -Namespace root/cimv2/security/microsoftvolumeencryption
+/// -ClassName Win32_EncryptableVolume | Format-List DriveLetter,
+/// ProtectionStatus, ConversionStatus, EncryptionMethod, VolumeType`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncryptableVolume {
+    /// `C:` (empty for volumes without a letter).
+    pub drive_letter: String,
+    /// 0 off, 1 on, 2 unknown.
+    pub protection_status: Option<u32>,
+    /// 0 fully decrypted, 1 fully encrypted, 2 encrypting, 3 decrypting, 4 encryption paused, 5 decryption paused.
+    pub conversion_status: Option<u32>,
+    /// 0 none, 1 AES-128 with diffuser, 2 AES-256 with diffuser, 3 AES-128, 4 AES-256,
+    /// 5 hardware, 6 XTS-AES-128, 7 XTS-AES-256.
+    pub encryption_method: Option<u32>,
+    /// 0 OS, 1 fixed data, 2 portable.
+    pub volume_type: Option<u32>,
+}
+
+/// Parses `Format-List` output of `Win32_EncryptableVolume` instances
+/// (blank-line separated `Name : value` blocks).
+pub fn parse_encryptable_volumes(text: &str) -> Vec<EncryptableVolume> {
+    let mut volumes = Vec::new();
+    let mut current: Option<EncryptableVolume> = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':').filter(|(k, _)| !k.trim().is_empty()) else {
+            if line.trim().is_empty() {
+                volumes.extend(current.take());
+            }
+            continue;
+        };
+        let volume = current.get_or_insert_with(EncryptableVolume::default);
+        let value = value.trim();
+        let number = value.parse::<u32>().ok();
+        match key.trim() {
+            "DriveLetter" => volume.drive_letter = value.to_owned(),
+            "ProtectionStatus" => volume.protection_status = number,
+            "ConversionStatus" => volume.conversion_status = number,
+            "EncryptionMethod" => volume.encryption_method = number,
+            "VolumeType" => volume.volume_type = number,
+            _ => {}
+        }
+    }
+    volumes.extend(current);
+    volumes
+}
+
+/// The same volume in `manage-bde -status` words, so both sources share [`to_volume`].
+pub fn encryptable_to_bitlocker(volume: &EncryptableVolume) -> BitLockerVolume {
+    let conversion = match volume.conversion_status {
+        Some(0) => "Fully Decrypted",
+        Some(1) => "Fully Encrypted",
+        Some(2) => "Encryption in Progress",
+        Some(3) => "Decryption in Progress",
+        Some(4) => "Encryption Paused",
+        Some(5) => "Decryption Paused",
+        _ => "",
+    };
+    let method = match volume.encryption_method {
+        Some(0) => "None",
+        Some(1) => "AES 128 with Diffuser",
+        Some(2) => "AES 256 with Diffuser",
+        Some(3) => "AES 128",
+        Some(4) => "AES 256",
+        Some(5) => "Hardware Encryption",
+        Some(6) => "XTS-AES 128",
+        Some(7) => "XTS-AES 256",
+        _ => "Unknown",
+    };
+    let protection = match volume.protection_status {
+        Some(1) => "Protection On",
+        Some(0) => "Protection Off",
+        _ => "Protection Unknown",
+    };
+    let kind = match volume.volume_type {
+        Some(0) => "OS Volume",
+        Some(2) => "Removable Volume",
+        _ => "Data Volume",
+    };
+    BitLockerVolume {
+        mount: volume.drive_letter.clone(),
+        kind: kind.to_owned(),
+        conversion_status: conversion.to_owned(),
+        encryption_method: method.to_owned(),
+        protection_status: protection.to_owned(),
+        percentage_encrypted: "-".to_owned(),
+        ..Default::default()
+    }
+}
+
 /// Runs `manage-bde -status` and reports its volumes.
 #[cfg(target_os = "windows")]
 pub fn collect_storage() -> Vec<pb::StorageDevice> {

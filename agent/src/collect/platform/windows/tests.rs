@@ -47,3 +47,38 @@ fn only_protected_fully_encrypted_volumes_count_as_encrypted() {
     assert_eq!(volumes[0].size_bytes, 475_870_000_000);
     assert!(volumes[2].encryption.as_ref().unwrap().determined_by.contains("Protection Off"));
 }
+
+#[test]
+fn wmi_encryptable_volumes_map_like_manage_bde() {
+    use pb::{EncryptionScheme as Scheme, EncryptionState as State};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/platform/win32-encryptable-volume.txt");
+    let parsed = parse_encryptable_volumes(&std::fs::read_to_string(path).unwrap());
+    assert_eq!(parsed.len(), 3);
+    assert_eq!(
+        parsed[0],
+        EncryptableVolume {
+            drive_letter: "C:".to_owned(),
+            protection_status: Some(1),
+            conversion_status: Some(1),
+            encryption_method: Some(6),
+            volume_type: Some(0),
+        }
+    );
+    let volumes: Vec<pb::Volume> = parsed.iter().map(encryptable_to_bitlocker).map(|v| to_volume(&v)).collect();
+    let facts: Vec<(&str, State, Scheme, &str, u32, bool)> = volumes
+        .iter()
+        .map(|v| {
+            let e = v.encryption.as_ref().unwrap();
+            (v.name.as_str(), e.state(), e.scheme(), e.cipher.as_str(), e.key_size_bits, v.holds_data)
+        })
+        .collect();
+    assert_eq!(
+        facts,
+        [
+            ("C:", State::Encrypted, Scheme::Bitlocker, "aes-xts", 128, true),
+            ("D:", State::NotEncrypted, Scheme::None, "", 0, true),
+            ("E:", State::NotEncrypted, Scheme::Bitlocker, "", 0, false),
+        ]
+    );
+}
