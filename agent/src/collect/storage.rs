@@ -60,6 +60,8 @@ impl<'a> BlockLayer<'a> {
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|name| !VIRTUAL_PREFIXES.iter().any(|p| name.starts_with(p)))
+            // eMMC hardware boot and replay-protected areas are not volumes anyone writes data to.
+            .filter(|name| !(name.starts_with("mmcblk") && (name.contains("boot") || name.ends_with("rpmb"))))
             .collect();
         names.sort();
         names.iter().filter_map(|name| self.disk(name)).collect()
