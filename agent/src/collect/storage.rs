@@ -309,8 +309,23 @@ impl<'a> BlockLayer<'a> {
 /// inventory leaves out (loop devices) and for checking one device by hand.
 pub fn probe_volume(root: &Path, name: &str) -> pb::Volume {
     let layer = BlockLayer::new(root);
-    let sys = layer.sys_block(name);
-    let removable = read_trimmed(&sys.join("removable")).as_deref() == Some("1");
+    // A whole device is sys/block/NAME; a partition is sys/block/DISK/NAME.
+    let disk = layer.sys_block(name);
+    let (disk, sys) = if disk.exists() {
+        (disk.clone(), disk)
+    } else {
+        let parent = std::fs::read_dir(root.join("sys/block"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.join(name).join("partition").exists());
+        match parent {
+            Some(parent) => (parent.clone(), parent.join(name)),
+            None => (disk.clone(), disk),
+        }
+    };
+    let removable = read_trimmed(&disk.join("removable")).as_deref() == Some("1");
     layer.volume(name, &sys, removable)
 }
 
