@@ -85,7 +85,7 @@ pub async fn enroll(state: &StateDir, args: EnrollArgs<'_>, source: &dyn Invento
     Ok(device_id)
 }
 
-/// Builds and signs a report with sequence number `seq`.
+/// Builds and signs a report with sequence number `seq` carrying the full inventory.
 pub fn sign_report(key: &DeviceKey, device_id: DeviceId, seq: u64, inventory: &pb::Inventory) -> pb::SignedEnvelope {
     let report = pb::Report {
         device_id: device_id.to_string(),
@@ -93,8 +93,52 @@ pub fn sign_report(key: &DeviceKey, device_id: DeviceId, seq: u64, inventory: &p
         collected_at_ms: custodian_proto::now_ms(),
         agent_version: AGENT_VERSION.to_owned(),
         inventory: Some(inventory.clone()),
+        heartbeat: None,
     };
     envelope::sign(&key.signing, REPORT_PAYLOAD_TYPE, report.encode_to_vec())
+}
+
+/// Builds and signs a heartbeat with sequence number `seq`: a report that
+/// carries only the hash of the (unchanged) inventory.
+pub fn sign_heartbeat(
+    key: &DeviceKey,
+    device_id: DeviceId,
+    seq: u64,
+    inventory_sha256: [u8; 32],
+) -> pb::SignedEnvelope {
+    let report = pb::Report {
+        device_id: device_id.to_string(),
+        seq,
+        collected_at_ms: custodian_proto::now_ms(),
+        agent_version: AGENT_VERSION.to_owned(),
+        inventory: None,
+        heartbeat: Some(pb::Heartbeat { inventory_sha256: inventory_sha256.to_vec() }),
+    };
+    envelope::sign(&key.signing, REPORT_PAYLOAD_TYPE, report.encode_to_vec())
+}
+
+/// What [`Agent::spool_report`] spooled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spooled {
+    /// A full inventory (the first, a changed one, or one the server asked for).
+    Inventory {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A heartbeat: the inventory is unchanged since the last full one.
+    Heartbeat {
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+impl Spooled {
+    /// The sequence number.
+    pub fn seq(self) -> u64 {
+        match self {
+            Spooled::Inventory { seq } | Spooled::Heartbeat { seq } => seq,
+        }
+    }
 }
 
 /// The agent's working parts once enrolled.
@@ -118,12 +162,23 @@ impl Agent {
         Ok(Self { state, enrollment, key, spool })
     }
 
-    /// Collects, signs and durably spools one report; returns its sequence number.
-    pub fn spool_report(&self, source: &dyn InventorySource) -> anyhow::Result<u64> {
+    /// Collects, signs and durably spools one report: the full inventory
+    /// when it differs from the last one spooled (or the server asked for
+    /// it), otherwise a heartbeat carrying its hash.
+    pub fn spool_report(&self, source: &dyn InventorySource) -> anyhow::Result<Spooled> {
         let inventory = source.collect();
-        let seq = self.spool.append(|seq| sign_report(&self.key, self.enrollment.device_id, seq, &inventory))?;
-        info!(seq, pending = self.spool.len(), "report spooled");
-        Ok(seq)
+        let sha256 = collect::inventory_sha256(&inventory);
+        let device_id = self.enrollment.device_id;
+        if self.spool.inventory_sha256()? == Some(sha256) {
+            let seq = self.spool.append(|seq| sign_heartbeat(&self.key, device_id, seq, sha256))?;
+            info!(seq, pending = self.spool.len(), "heartbeat spooled (inventory unchanged)");
+            return Ok(Spooled::Heartbeat { seq });
+        }
+        let seq = self.spool.append(|seq| sign_report(&self.key, device_id, seq, &inventory))?;
+        self.spool.set_inventory_sha256(Some(sha256))?;
+        self.spool.flush()?;
+        info!(seq, pending = self.spool.len(), "full inventory spooled");
+        Ok(Spooled::Inventory { seq })
     }
 
     /// Connects (to `server`, or the enrolled server) and delivers everything spooled.
@@ -151,3 +206,6 @@ impl Agent {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,15 +110,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Report { state_dir, server } => {
             let mut agent = Agent::open(StateDir::new(state_dir))?;
-            let seq = agent.spool_report(&source)?;
+            let seq = agent.spool_report(&source)?.seq();
             runtime.block_on(async {
                 // Machines that report from a timer rather than the daemon renew here.
                 if let Err(e) = agent.renew_if_due(server.as_deref()).await {
                     eprintln!("custodian-agent: warning: failed to renew the certificate: {e:#}");
                 }
-                let delivery = agent.deliver(server.as_deref()).await.with_context(|| {
+                let mut delivery = agent.deliver(server.as_deref()).await.with_context(|| {
                     format!("report {seq} is spooled, {} waiting; not delivered", agent.spool.len())
                 })?;
+                if delivery.full_inventory_requested {
+                    // The server did not know the inventory a heartbeat pointed to.
+                    agent.spool_report(&source)?;
+                    delivery = agent.deliver(server.as_deref()).await.context("deliver the full inventory")?;
+                }
                 println!(
                     "delivered: {} accepted, {} already held, {} rejected; {} waiting",
                     delivery.accepted,

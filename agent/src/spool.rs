@@ -5,7 +5,8 @@
 //!
 //! Trees: `outbox` (seq, big-endian → envelope protobuf bytes), `rejected`
 //! (seq → envelope and the server's reason, kept as evidence), `meta`
-//! (`next_seq`).
+//! (`next_seq`; `inventory_sha256`, the hash of the last full inventory
+//! spooled, which decides whether the next report can be a heartbeat).
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
+const INVENTORY_SHA256_KEY: &[u8] = b"inventory_sha256";
 
 /// The agent's spool.
 pub struct Spool {
@@ -107,6 +109,23 @@ impl Spool {
         record.extend_from_slice(&envelope.encode_to_vec());
         self.rejected.insert(seq.to_be_bytes(), record).context("record rejected report")?;
         self.outbox.remove(seq.to_be_bytes()).context("remove rejected report")?;
+        Ok(())
+    }
+
+    /// The hash of the last full inventory spooled, unless the server has
+    /// since asked for a full one.
+    pub fn inventory_sha256(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        let value = self.meta.get(INVENTORY_SHA256_KEY).context("read spool meta")?;
+        Ok(value.and_then(|v| v.as_ref().try_into().ok()))
+    }
+
+    /// Records the hash of a full inventory just spooled, or forgets it
+    /// (`None`) so the next report carries the full inventory.
+    pub fn set_inventory_sha256(&self, sha256: Option<[u8; 32]>) -> anyhow::Result<()> {
+        match sha256 {
+            Some(hash) => self.meta.insert(INVENTORY_SHA256_KEY, &hash).context("write spool meta")?,
+            None => self.meta.remove(INVENTORY_SHA256_KEY).context("write spool meta")?,
+        };
         Ok(())
     }
 

@@ -24,6 +24,8 @@ pub struct Delivery {
     pub duplicates: usize,
     /// Refused by the server and moved aside.
     pub rejected: usize,
+    /// The server asked for a full inventory (a heartbeat's hash was unknown to it).
+    pub full_inventory_requested: bool,
 }
 
 /// Turns a gRPC refusal into an error that says what the server said.
@@ -96,6 +98,11 @@ impl Uplink {
                     pb::Outcome::Accepted => {
                         spool.acknowledge(*seq)?;
                         delivery.accepted += 1;
+                        if result.send_full_inventory {
+                            info!(seq, "the server asked for a full inventory");
+                            spool.set_inventory_sha256(None)?;
+                            delivery.full_inventory_requested = true;
+                        }
                     }
                     pb::Outcome::Duplicate => {
                         spool.acknowledge(*seq)?;
@@ -104,6 +111,8 @@ impl Uplink {
                     pb::Outcome::Rejected | pb::Outcome::Unspecified => {
                         warn!(seq, reason = %result.detail, "the server rejected a report; kept aside in the spool");
                         spool.reject(*seq, envelope, &result.detail)?;
+                        // It may have been the full inventory later heartbeats point to.
+                        spool.set_inventory_sha256(None)?;
                         delivery.rejected += 1;
                     }
                 }

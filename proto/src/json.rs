@@ -30,6 +30,10 @@ pub fn inventory(inventory: &v1::Inventory) -> Value {
     let os = inventory.os.clone().unwrap_or_default();
     let cpu = inventory.cpu.clone().unwrap_or_default();
     let system = inventory.system.clone().unwrap_or_default();
+    let firmware = inventory.firmware.clone().unwrap_or_default();
+    let memory = inventory.memory.clone().unwrap_or_default();
+    let agent = inventory.agent.clone().unwrap_or_default();
+    let summary = inventory.encryption.clone().unwrap_or_default();
     json!({
         "hostname": inventory.hostname,
         "os": {
@@ -38,13 +42,113 @@ pub fn inventory(inventory: &v1::Inventory) -> Value {
             "kernel": readable(os.kernel.as_ref()),
         },
         "cpu": { "model": readable(cpu.model.as_ref()), "cores": cpu.cores, "threads": cpu.threads },
-        "memory": { "total_bytes": inventory.memory.as_ref().map_or(0, |m| m.total_bytes) },
+        "memory": {
+            "total_bytes": memory.total_bytes,
+            "modules": memory.modules.iter().map(|m| json!({
+                "locator": m.locator,
+                "size_bytes": m.size_bytes,
+                "kind": readable(m.kind.as_ref()),
+                "part_number": readable(m.part_number.as_ref()),
+                "serial": readable(m.serial.as_ref()),
+            })).collect::<Vec<_>>(),
+        },
         "system": {
             "vendor": readable(system.vendor.as_ref()),
             "model": readable(system.model.as_ref()),
             "serial": readable(system.serial.as_ref()),
+            "uuid": readable(system.uuid.as_ref()),
+            "chassis_type": readable(system.chassis_type.as_ref()),
         },
+        "firmware": {
+            "bios_vendor": readable(firmware.bios_vendor.as_ref()),
+            "bios_version": readable(firmware.bios_version.as_ref()),
+            "bios_date": readable(firmware.bios_date.as_ref()),
+            "tpm_version": readable(firmware.tpm_version.as_ref()),
+            "secure_boot": readable(firmware.secure_boot.as_ref()),
+        },
+        "storage": inventory.storage.iter().map(storage_device).collect::<Vec<_>>(),
+        "network": inventory.network.iter().map(|n| json!({
+            "name": n.name, "mac": n.mac, "addresses": n.addresses, "up": n.up,
+        })).collect::<Vec<_>>(),
+        "encryption": {
+            "compliant": summary.compliant,
+            "unencrypted_volumes": summary.unencrypted_volumes,
+        },
+        "agent": { "version": agent.version, "executable_sha256": readable(agent.executable_sha256.as_ref()) },
+        "boot_time_ms": inventory.boot_time_ms,
     })
+}
+
+/// A storage device and its volumes as JSON.
+pub fn storage_device(disk: &v1::StorageDevice) -> Value {
+    json!({
+        "name": disk.name,
+        "model": readable(disk.model.as_ref()),
+        "serial": readable(disk.serial.as_ref()),
+        "wwn": readable(disk.wwn.as_ref()),
+        "size_bytes": disk.size_bytes,
+        "rotational": disk.rotational,
+        "transport": disk.transport,
+        "removable": disk.removable,
+        "volumes": disk.volumes.iter().map(|v| {
+            let e = v.encryption.clone().unwrap_or_default();
+            json!({
+                "name": v.name,
+                "size_bytes": v.size_bytes,
+                "filesystem": readable(v.filesystem.as_ref()),
+                "mount_points": v.mount_points,
+                "holds_data": v.holds_data,
+                "encryption": {
+                    "state": encryption_state_name(e.state()),
+                    "scheme": encryption_scheme_name(e.scheme()),
+                    "cipher": e.cipher,
+                    "key_size_bits": e.key_size_bits,
+                    "determined_by": e.determined_by,
+                },
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// `encrypted`, `not_encrypted`, `unknown`.
+pub fn encryption_state_name(state: v1::EncryptionState) -> &'static str {
+    match state {
+        v1::EncryptionState::Encrypted => "encrypted",
+        v1::EncryptionState::NotEncrypted => "not_encrypted",
+        v1::EncryptionState::Unknown | v1::EncryptionState::Unspecified => "unknown",
+    }
+}
+
+/// `luks2`, `bitlocker`, `none`, …
+pub fn encryption_scheme_name(scheme: v1::EncryptionScheme) -> &'static str {
+    match scheme {
+        v1::EncryptionScheme::None => "none",
+        v1::EncryptionScheme::Luks1 => "luks1",
+        v1::EncryptionScheme::Luks2 => "luks2",
+        v1::EncryptionScheme::DmCryptPlain => "dm_crypt_plain",
+        v1::EncryptionScheme::Bitlocker => "bitlocker",
+        v1::EncryptionScheme::Filevault => "filevault",
+        v1::EncryptionScheme::Unknown | v1::EncryptionScheme::Unspecified => "unknown",
+    }
+}
+
+/// One volume's encryption as a short phrase: `encrypted (LUKS2 aes-xts-plain64, 512-bit)`.
+pub fn encryption_text(encryption: Option<&v1::Encryption>) -> String {
+    let Some(e) = encryption else {
+        return "unknown (not reported)".to_owned();
+    };
+    let mut details = vec![encryption_scheme_name(e.scheme()).to_uppercase().replace("_", "-")];
+    if !e.cipher.is_empty() {
+        details.push(e.cipher.clone());
+    }
+    if e.key_size_bits > 0 {
+        details.push(format!("{}-bit", e.key_size_bits));
+    }
+    match e.state() {
+        v1::EncryptionState::Encrypted => format!("encrypted ({})", details.join(" ")),
+        v1::EncryptionState::NotEncrypted => "NOT ENCRYPTED".to_owned(),
+        _ => format!("UNKNOWN ({})", e.determined_by),
+    }
 }
 
 /// An inventory as indented `name  value` lines for a terminal.
@@ -52,6 +156,7 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
     let os = inventory.os.clone().unwrap_or_default();
     let cpu = inventory.cpu.clone().unwrap_or_default();
     let system = inventory.system.clone().unwrap_or_default();
+    let firmware = inventory.firmware.clone().unwrap_or_default();
     let rows = [
         ("hostname", inventory.hostname.clone()),
         ("os", format!("{} {}", readable_text(os.name.as_ref()), readable_text(os.version.as_ref()))),
@@ -61,8 +166,87 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         ("vendor", readable_text(system.vendor.as_ref())),
         ("model", readable_text(system.model.as_ref())),
         ("serial", readable_text(system.serial.as_ref())),
+        ("uuid", readable_text(system.uuid.as_ref())),
+        ("chassis", readable_text(system.chassis_type.as_ref())),
+        (
+            "bios",
+            format!(
+                "{} {} ({})",
+                readable_text(firmware.bios_vendor.as_ref()),
+                readable_text(firmware.bios_version.as_ref()),
+                readable_text(firmware.bios_date.as_ref())
+            ),
+        ),
+        ("tpm", readable_text(firmware.tpm_version.as_ref())),
+        ("secure boot", readable_text(firmware.secure_boot.as_ref())),
     ];
-    rows.iter().map(|(name, value)| format!("{indent}{name:<14}{value}\n")).collect()
+    let mut out: String = rows.iter().map(|(name, value)| format!("{indent}{name:<14}{value}\n")).collect();
+    for m in inventory.memory.iter().flat_map(|m| &m.modules) {
+        out.push_str(&format!(
+            "{indent}{:<14}{} {} {} (part {}, serial {})\n",
+            "memory module",
+            m.locator,
+            format_bytes(m.size_bytes),
+            readable_text(m.kind.as_ref()),
+            readable_text(m.part_number.as_ref()),
+            readable_text(m.serial.as_ref())
+        ));
+    }
+    for disk in &inventory.storage {
+        out.push_str(&format!(
+            "{indent}{:<14}{} {} {} serial {} ({}, {}{})\n",
+            "disk",
+            disk.name,
+            format_bytes(disk.size_bytes),
+            readable_text(disk.model.as_ref()),
+            readable_text(disk.serial.as_ref()),
+            disk.transport,
+            if disk.rotational { "rotational" } else { "solid state" },
+            if disk.removable { ", removable" } else { "" },
+        ));
+        for v in &disk.volumes {
+            let mounts =
+                if v.mount_points.is_empty() { String::new() } else { format!(" on {}", v.mount_points.join(", ")) };
+            out.push_str(&format!(
+                "{indent}{:<14}  {} {} {}{mounts}: {}{}\n",
+                "",
+                v.name,
+                format_bytes(v.size_bytes),
+                readable_text(v.filesystem.as_ref()),
+                encryption_text(v.encryption.as_ref()),
+                if v.holds_data { "" } else { " [no data]" },
+            ));
+        }
+    }
+    for n in &inventory.network {
+        out.push_str(&format!(
+            "{indent}{:<14}{} {} {} {}\n",
+            "network",
+            n.name,
+            if n.mac.is_empty() { "-" } else { &n.mac },
+            if n.up { "up" } else { "down" },
+            n.addresses.join(" ")
+        ));
+    }
+    if let Some(agent) = &inventory.agent {
+        out.push_str(&format!(
+            "{indent}{:<14}{} (sha256 {})\n",
+            "agent",
+            agent.version,
+            readable_text(agent.executable_sha256.as_ref())
+        ));
+    }
+    if let Some(summary) = &inventory.encryption {
+        let verdict = if summary.compliant {
+            "compliant (every fixed data volume encrypted)".to_owned()
+        } else if summary.unencrypted_volumes.is_empty() {
+            "NOT COMPLIANT (no fixed data volumes found)".to_owned()
+        } else {
+            format!("NOT COMPLIANT (not encrypted: {})", summary.unencrypted_volumes.join(", "))
+        };
+        out.push_str(&format!("{indent}{:<14}{verdict}\n", "encryption"));
+    }
+    out
 }
 
 /// Bytes in binary units with one decimal (`15.6 GiB`).

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ctl;
 pub mod grpc;
 pub mod intake;
+pub mod inventory;
 pub mod operators;
 pub mod peer;
 pub mod store;

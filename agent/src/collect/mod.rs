@@ -5,11 +5,27 @@
 //! sysfs DMI, os-release) under a configurable root, so that fixture trees
 //! captured from real workstations can stand in for `/`. A field that cannot
 //! be read is reported as unknown with the reason, never invented.
+//!
+//! - [`dmi`]: system identity, BIOS, TPM, Secure Boot, memory modules;
+//! - [`storage`]: disks, partitions, the device-mapper stack, mounts, swap;
+//! - [`encryption`]: superblocks, LUKS and BitLocker headers, `dm/uuid`s;
+//! - [`network`]: interfaces and addresses;
+//! - [`platform`]: parsers of the Windows and macOS encryption tools' output.
+//!
+//! Everything is read from the kernel's own files under the root, also when
+//! the root is `/`, so a fixture tree and the live system take the same path.
+
+pub mod dmi;
+pub mod encryption;
+pub mod network;
+pub mod platform;
+pub mod storage;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use custodian_proto::v1 as pb;
+use sha2::{Digest, Sha256};
 
 /// Something that can produce an inventory.
 pub trait InventorySource {
@@ -21,6 +37,8 @@ pub trait InventorySource {
 #[derive(Debug, Clone)]
 pub struct HostCollector {
     root: PathBuf,
+    /// The executable whose SHA-256 is reported as the agent's own.
+    executable: Option<PathBuf>,
 }
 
 impl Default for HostCollector {
@@ -30,9 +48,16 @@ impl Default for HostCollector {
 }
 
 impl HostCollector {
-    /// A collector reading `root/proc`, `root/sys` and `root/etc`.
+    /// A collector reading `root/proc`, `root/sys`, `root/dev`, `root/etc`
+    /// and `root/run`, reporting the running executable's hash.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), executable: std::env::current_exe().ok() }
+    }
+
+    /// Reports the hash of `executable` as the agent's own (tests use a fixed file).
+    pub fn with_executable(mut self, executable: impl Into<PathBuf>) -> Self {
+        self.executable = Some(executable.into());
+        self
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -87,30 +112,73 @@ impl HostCollector {
 
     fn memory(&self) -> pb::MemoryInfo {
         let total_bytes = std::fs::read_to_string(self.path("proc/meminfo")).ok().and_then(|t| parse_meminfo_total(&t));
-        pb::MemoryInfo { total_bytes: total_bytes.unwrap_or(0), ..Default::default() }
+        pb::MemoryInfo { total_bytes: total_bytes.unwrap_or(0), modules: dmi::memory_modules(&self.root) }
     }
 
-    fn system(&self) -> pb::SystemInfo {
-        pb::SystemInfo {
-            vendor: Some(self.readable("sys/class/dmi/id/sys_vendor")),
-            model: Some(self.readable("sys/class/dmi/id/product_name")),
-            serial: Some(self.readable("sys/class/dmi/id/product_serial")),
-            ..Default::default()
-        }
+    /// `btime` from `proc/stat`, in Unix milliseconds (0 when unknown).
+    fn boot_time_ms(&self) -> i64 {
+        std::fs::read_to_string(self.path("proc/stat"))
+            .ok()
+            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<i64>().ok()))
+            .map_or(0, |secs| secs.saturating_mul(1000))
+    }
+
+    fn agent(&self) -> pb::AgentInfo {
+        let executable_sha256 = match &self.executable {
+            None => pb::Readable::unknown("absent (the agent could not find its own executable)"),
+            Some(path) => match sha256_file(path) {
+                Ok(hash) => pb::Readable::value(hash),
+                Err(e) => pb::Readable::unknown(format!("{} reading {}", io_reason(&e), path.display())),
+            },
+        };
+        pb::AgentInfo { version: crate::AGENT_VERSION.to_owned(), executable_sha256: Some(executable_sha256) }
     }
 }
 
 impl InventorySource for HostCollector {
     fn collect(&self) -> pb::Inventory {
+        #[cfg(not(any(target_os = "windows", target_os = "macos")))]
+        let storage = storage::BlockLayer::new(&self.root).storage();
+        #[cfg(target_os = "windows")]
+        let storage = platform::windows::collect_storage();
+        #[cfg(target_os = "macos")]
+        let storage = platform::macos::collect_storage();
         pb::Inventory {
             hostname: self.hostname(),
             os: Some(self.os()),
             cpu: Some(self.cpu()),
             memory: Some(self.memory()),
-            system: Some(self.system()),
-            ..Default::default()
+            system: Some(dmi::system(&self.root)),
+            encryption: Some(encryption::summary(&storage)),
+            storage,
+            network: network::interfaces(&self.root),
+            firmware: Some(dmi::firmware(&self.root)),
+            agent: Some(self.agent()),
+            boot_time_ms: self.boot_time_ms(),
         }
     }
+}
+
+/// SHA-256 of an inventory: of its prost encoding, which is deterministic
+/// for a given message (prost writes fields in field-number order, repeated
+/// fields in list order, and no map fields are used in `Inventory`). The
+/// agent and the server compute it the same way, so a heartbeat can carry
+/// it instead of the inventory.
+pub fn inventory_sha256(inventory: &pb::Inventory) -> [u8; 32] {
+    use prost::Message;
+    Sha256::digest(inventory.encode_to_vec()).into()
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A file's contents, trimmed, if it can be read.
+pub(crate) fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
 /// The inventory as JSON, in the shape `custodianctl device show --json` uses.
@@ -124,7 +192,7 @@ pub fn to_text(inventory: &pb::Inventory) -> String {
 }
 
 /// Why an I/O error left a field unknown, in the words the register shows.
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::NotFound => "absent".to_owned(),
         ErrorKind::PermissionDenied => "permission denied (run the agent as root)".to_owned(),
@@ -136,7 +204,7 @@ fn io_reason(e: &std::io::Error) -> String {
 const DMI_PLACEHOLDERS: &[&str] =
     &["to be filled by o.e.m.", "default string", "system serial number", "not specified", "none", "0", "0123456789"];
 
-fn readable_file(path: &Path) -> pb::Readable {
+pub(crate) fn readable_file(path: &Path) -> pb::Readable {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let value = text.trim();

@@ -54,6 +54,13 @@ enum DeviceCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only devices whose latest inventory is not compliant (a fixed data
+        /// volume not known to be encrypted, or no inventory yet).
+        #[arg(long)]
+        noncompliant: bool,
+        /// Only devices that have not checked in for at least this many days.
+        #[arg(long, value_name = "DAYS")]
+        stale: Option<u32>,
     },
     /// Show one device (by id, hostname or serial) and its latest report.
     Show {
@@ -102,8 +109,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", token.token);
             eprintln!("one-time enrolment token; expires {}", ctl::format_time(token.expires_at_ms));
         }
-        Command::Device(DeviceCommand::List { json }) => {
-            let devices = ctl.list_devices().await?;
+        Command::Device(DeviceCommand::List { json, noncompliant, stale }) => {
+            let filter = custodian_proto::v1::ListDevicesRequest { stale_days: stale.unwrap_or(0), noncompliant };
+            let devices = ctl.list_devices(filter).await?;
             if json {
                 println!("{}", ctl::render_device_list_json(&devices));
             } else {

@@ -48,9 +48,9 @@ impl Ctl {
         Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
     }
 
-    /// Lists every device.
-    pub async fn list_devices(&mut self) -> anyhow::Result<Vec<pb::DeviceSummary>> {
-        let res = self.client.list_devices(pb::ListDevicesRequest {}).await.map_err(status_error)?;
+    /// Lists the devices that pass `filter` (the default lists every device).
+    pub async fn list_devices(&mut self, filter: pb::ListDevicesRequest) -> anyhow::Result<Vec<pb::DeviceSummary>> {
+        let res = self.client.list_devices(filter).await.map_err(status_error)?;
         Ok(res.into_inner().devices)
     }
 

@@ -49,6 +49,7 @@ pub fn render_device_list(devices: &[pb::DeviceSummary]) -> String {
         "MODEL".to_owned(),
         "LAST SEEN".to_owned(),
         "STATUS".to_owned(),
+        "ENCRYPTION".to_owned(),
     ]];
     for d in devices {
         rows.push([
@@ -58,9 +59,10 @@ pub fn render_device_list(devices: &[pb::DeviceSummary]) -> String {
             or_dash(&d.model).to_owned(),
             format_time(d.last_seen_ms),
             if d.revocation.is_some() { "revoked".to_owned() } else { "active".to_owned() },
+            d.encryption_compliance.as_ref().map_or("-".to_owned(), |v| v.state.clone()),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
@@ -90,6 +92,12 @@ fn device_json(d: &pb::DeviceSummary) -> Value {
             "revoked_by": r.revoked_by,
             "reason": r.reason,
         })),
+        "encryption_compliance": d.encryption_compliance.as_ref().map(|v| json!({
+            "state": v.state,
+            "unencrypted_volumes": v.unencrypted_volumes,
+            "reason": v.reason,
+        })),
+        "last_inventory": if d.last_inventory_ms == 0 { Value::Null } else { json!(format_time(d.last_inventory_ms)) },
     })
 }
 
@@ -136,7 +144,52 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
             let _ = writeln!(out, "No report received yet.");
         }
     }
+    out.push_str(&render_compliance_and_changes(res));
     out
+}
+
+/// The compliance verdict and recent inventory changes, for a terminal.
+fn render_compliance_and_changes(res: &pb::GetDeviceResponse) -> String {
+    let mut out = String::new();
+    if let Some(verdict) = res.device.as_ref().and_then(|d| d.encryption_compliance.as_ref()) {
+        let text = match verdict.state.as_str() {
+            "compliant" => "compliant: every fixed data volume is encrypted".to_owned(),
+            "noncompliant" => format!("NOT COMPLIANT: not encrypted: {}", verdict.unencrypted_volumes.join(", ")),
+            _ => format!("UNKNOWN: {}", verdict.reason),
+        };
+        let _ = writeln!(out, "Compliance (decided by the server)\n  {text}");
+    }
+    if res.inventory_changes.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "Recent inventory changes (newest first)");
+    for change in &res.inventory_changes {
+        let what = match change.kind() {
+            pb::InventoryChangeKind::Added => format!("added {}: {}", change.subject, change.after),
+            pb::InventoryChangeKind::Removed => format!("REMOVED {}: {}", change.subject, change.before),
+            _ => format!("changed {}: {} -> {}", change.subject, change.before, change.after),
+        };
+        let flag = if change.flagged { format!("  [FLAGGED: {}]", change.flag_reason) } else { String::new() };
+        let _ = writeln!(out, "  {} seq {:<5} {what}{flag}", format_time(change.at_ms), change.seq);
+    }
+    out
+}
+
+fn change_json(change: &pb::InventoryChange) -> Value {
+    json!({
+        "seq": change.seq,
+        "at": format_time(change.at_ms),
+        "kind": match change.kind() {
+            pb::InventoryChangeKind::Added => "added",
+            pb::InventoryChangeKind::Removed => "removed",
+            _ => "changed",
+        },
+        "subject": change.subject,
+        "before": if change.before.is_empty() { Value::Null } else { json!(change.before) },
+        "after": if change.after.is_empty() { Value::Null } else { json!(change.after) },
+        "flagged": change.flagged,
+        "flag_reason": if change.flagged { json!(change.flag_reason) } else { Value::Null },
+    })
 }
 
 /// One device and its latest report, as JSON.
@@ -153,6 +206,9 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
             "signature_verified": signature_check(d, envelope).is_ok(),
             "inventory": custodian_proto::json::inventory(&inventory),
         });
+    }
+    if !value.is_null() {
+        value["inventory_changes"] = json!(res.inventory_changes.iter().map(change_json).collect::<Vec<_>>());
     }
     serde_json::to_string_pretty(&value).expect("JSON values always serialise")
 }

@@ -7,12 +7,13 @@ use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
 use ed25519_dalek::VerifyingKey;
 use prost::Message;
+use sha2::Digest;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::Shared;
 use crate::peer::peer_device;
-use crate::store::{CommitOutcome, DeviceRecord, IncomingReport, StoredEnvelope};
+use crate::store::{CommitOutcome, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
 
 pub(super) struct AgentService(pub(super) Arc<Shared>);
 
@@ -42,6 +43,42 @@ pub(crate) enum VerifyReportError {
     /// A report needs an inventory with a hostname.
     #[error("report has no inventory hostname")]
     MissingHostname,
+    /// A report carries both an inventory and a heartbeat, or neither.
+    #[error("report must carry exactly one of an inventory and a heartbeat")]
+    InventoryOrHeartbeat,
+    /// A heartbeat's hash is not 32 bytes.
+    #[error("heartbeat inventory hash must be 32 bytes, got {0}")]
+    BadHeartbeatHash(usize),
+}
+
+/// The bytes of the `inventory` field (5) exactly as they are in a `Report`
+/// payload, so its hash is the one the agent computed, whatever fields this
+/// server's schema knows.
+/// `None` when the field is absent or the bytes are not well-formed protobuf.
+fn raw_inventory_bytes(mut payload: &[u8]) -> Option<&[u8]> {
+    use prost::encoding::decode_varint;
+    let mut found = None;
+    while !payload.is_empty() {
+        let key = decode_varint(&mut payload).ok()?;
+        let skip = match key & 7 {
+            0 => {
+                decode_varint(&mut payload).ok()?;
+                0
+            }
+            1 => 8,
+            2 => {
+                let len = usize::try_from(decode_varint(&mut payload).ok()?).ok()?;
+                if key >> 3 == 5 {
+                    found = Some(payload.get(..len)?);
+                }
+                len
+            }
+            5 => 4,
+            _ => return None,
+        };
+        payload = payload.get(skip..)?;
+    }
+    found
 }
 
 /// Verifies an envelope from `device_id` under `key` and decodes it.
@@ -59,12 +96,25 @@ pub(crate) fn verify_report(
     if report.seq == 0 {
         return Err(VerifyReportError::ZeroSeq);
     }
-    let inventory = report.inventory.unwrap_or_default();
-    let hostname = inventory.hostname.trim().to_owned();
-    if hostname.is_empty() {
-        return Err(VerifyReportError::MissingHostname);
-    }
-    let system = inventory.system.unwrap_or_default();
+    let (content, hostname, system) = match (report.inventory, report.heartbeat) {
+        (Some(inventory), None) => {
+            let hostname = inventory.hostname.trim().to_owned();
+            if hostname.is_empty() {
+                return Err(VerifyReportError::MissingHostname);
+            }
+            let raw = raw_inventory_bytes(payload).ok_or(VerifyReportError::InventoryOrHeartbeat)?;
+            let sha256: [u8; 32] = sha2::Sha256::digest(raw).into();
+            let system = inventory.system.clone().unwrap_or_default();
+            (ReportContent::Inventory { inventory: Box::new(inventory), sha256 }, hostname, system)
+        }
+        (None, Some(heartbeat)) => {
+            let len = heartbeat.inventory_sha256.len();
+            let inventory_sha256 =
+                heartbeat.inventory_sha256.try_into().map_err(|_| VerifyReportError::BadHeartbeatHash(len))?;
+            (ReportContent::Heartbeat { inventory_sha256 }, String::new(), pb::SystemInfo::default())
+        }
+        _ => return Err(VerifyReportError::InventoryOrHeartbeat),
+    };
     let text = |r: Option<pb::Readable>| custodian_proto::readable_value(r.as_ref()).map(str::to_owned);
     Ok(IncomingReport {
         device_id,
@@ -73,6 +123,7 @@ pub(crate) fn verify_report(
         serial: text(system.serial),
         vendor: text(system.vendor),
         model: text(system.model),
+        content,
         envelope: StoredEnvelope {
             payload: envelope.payload,
             payload_type: envelope.payload_type,
@@ -96,7 +147,7 @@ fn active_device(shared: &Shared, device_id: DeviceId) -> Result<DeviceRecord, S
 }
 
 fn rejected(seq: u64, detail: String) -> pb::EnvelopeResult {
-    pb::EnvelopeResult { seq, outcome: pb::Outcome::Rejected.into(), detail }
+    pb::EnvelopeResult { seq, outcome: pb::Outcome::Rejected.into(), detail, send_full_inventory: false }
 }
 
 #[tonic::async_trait]
@@ -141,13 +192,26 @@ impl pb::agent_server::Agent for AgentService {
                 result.unwrap_or_else(|| {
                     let (seq, outcome) = committed.next().expect("one outcome per verified report");
                     match outcome {
-                        Ok(CommitOutcome::Accepted) => {
-                            pb::EnvelopeResult { seq, outcome: pb::Outcome::Accepted.into(), detail: String::new() }
+                        Ok(CommitOutcome::Accepted) => pb::EnvelopeResult {
+                            seq,
+                            outcome: pb::Outcome::Accepted.into(),
+                            detail: String::new(),
+                            send_full_inventory: false,
+                        },
+                        Ok(CommitOutcome::AcceptedWantsInventory) => {
+                            info!(%device_id, seq, "heartbeat does not match the latest inventory; asking for a full one");
+                            pb::EnvelopeResult {
+                                seq,
+                                outcome: pb::Outcome::Accepted.into(),
+                                detail: "inventory hash unknown; send a full inventory".to_owned(),
+                                send_full_inventory: true,
+                            }
                         }
                         Ok(CommitOutcome::Duplicate) => pb::EnvelopeResult {
                             seq,
                             outcome: pb::Outcome::Duplicate.into(),
                             detail: "already accepted".to_owned(),
+                            send_full_inventory: false,
                         },
                         Err(e) => {
                             warn!(%device_id, seq, error = %e, "rejected a report");

@@ -23,6 +23,8 @@ pub(super) fn to_pb_device(device: &DeviceRecord) -> pb::DeviceSummary {
             reason: r.reason.clone(),
         }),
         public_key_hex: hex::encode(device.public_key),
+        encryption_compliance: None,
+        last_inventory_ms: 0,
     }
 }
 

@@ -8,6 +8,7 @@
 mod agent;
 mod convert;
 mod enrollment;
+mod inventory;
 mod operator;
 
 use std::net::SocketAddr;

@@ -92,14 +92,25 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::ListDevicesRequest>,
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         peer_operator(&req, READERS)?;
-        let devices = self.0.store.list_devices()?;
-        Ok(Response::new(pb::ListDevicesResponse { devices: devices.iter().map(to_pb_device).collect() }))
+        let req = req.into_inner();
+        let now = custodian_proto::now_ms();
+        let mut summaries = Vec::new();
+        for device in self.0.store.list_devices()? {
+            let mut summary = to_pb_device(&device);
+            super::inventory::add_compliance(&self.0, &mut summary, &device)?;
+            if super::inventory::passes(&summary, &req, now) {
+                summaries.push(summary);
+            }
+        }
+        Ok(Response::new(pb::ListDevicesResponse { devices: summaries }))
     }
 
     async fn get_device(&self, req: Request<pb::GetDeviceRequest>) -> Result<Response<pb::GetDeviceResponse>, Status> {
         peer_operator(&req, READERS)?;
         let device = self.find_one(&req.into_inner().query)?;
-        let latest = match device.last_seq {
+        // Heartbeats carry no inventory: show the latest report that does.
+        let latest_inventory_seq = self.0.store.latest_inventory(device.device_id)?.map(|l| l.seq);
+        let latest = match latest_inventory_seq.unwrap_or(device.last_seq) {
             0 => None,
             seq => self.0.store.report(device.device_id, seq)?,
         };
@@ -110,10 +121,14 @@ impl pb::operator_server::Operator for OperatorService {
             .map(|envelope| pb::Report::decode(envelope.payload.as_slice()))
             .transpose()
             .map_err(|e| super::internal("decode a stored report", &e))?;
+        let mut summary = to_pb_device(&device);
+        super::inventory::add_compliance(&self.0, &mut summary, &device)?;
+        let changes = self.0.store.inventory_changes(device.device_id, super::inventory::RECENT_CHANGES)?;
         Ok(Response::new(pb::GetDeviceResponse {
-            device: Some(to_pb_device(&device)),
+            device: Some(summary),
             latest_envelope: latest.as_ref().map(to_pb_envelope),
             latest_report,
+            inventory_changes: changes.iter().map(super::inventory::to_pb_change).collect(),
         }))
     }
 

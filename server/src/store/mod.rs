@@ -7,11 +7,13 @@
 //!   updated in the same transaction as the device record;
 //! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`];
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
-//! - `meta`: the schema version.
+//! - `meta`: the schema version;
+//! - `inventory_latest`, `inventory_changes`: inventory history (see [`inventory`]).
 //!
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
 
+pub mod inventory;
 mod records;
 
 use std::path::Path;
@@ -27,6 +29,8 @@ pub use records::{
     TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
+
+pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 
 /// The schema version this build reads and writes.
 const SCHEMA_VERSION: u64 = 1;
@@ -102,6 +106,9 @@ pub struct IncomingReport {
     pub vendor: Option<String>,
     /// System model in the report, if readable.
     pub model: Option<String>,
+    /// The inventory, or a heartbeat's hash. For a heartbeat, hostname,
+    /// serial, vendor and model are not taken from the report.
+    pub content: ReportContent,
 }
 
 /// What committing a report did.
@@ -109,6 +116,9 @@ pub struct IncomingReport {
 pub enum CommitOutcome {
     /// Stored.
     Accepted,
+    /// Stored, but it was a heartbeat whose hash does not match the latest
+    /// inventory: the agent must send a full inventory next.
+    AcceptedWantsInventory,
     /// Byte-identical to the report already stored at that sequence number.
     Duplicate,
 }
@@ -142,6 +152,8 @@ pub struct Store {
     idx_serial: sled::Tree,
     reports: sled::Tree,
     tokens: sled::Tree,
+    inventory_latest: sled::Tree,
+    inventory_changes: sled::Tree,
 }
 
 impl Store {
@@ -179,6 +191,8 @@ impl Store {
             idx_serial: db.open_tree("idx_serial")?,
             reports: db.open_tree("reports")?,
             tokens: db.open_tree("tokens")?,
+            inventory_latest: db.open_tree("inventory_latest")?,
+            inventory_changes: db.open_tree("inventory_changes")?,
             db,
         })
     }
@@ -337,8 +351,16 @@ impl Store {
         report: &IncomingReport,
     ) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
         let key = report_key(report.device_id, report.seq);
-        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.reports).transaction(
-            |(devices, idx_hostname, idx_serial, reports)| {
+        let trees = (
+            &self.devices,
+            &self.idx_hostname,
+            &self.idx_serial,
+            &self.reports,
+            &self.inventory_latest,
+            &self.inventory_changes,
+        );
+        let res =
+            trees.transaction(|(devices, idx_hostname, idx_serial, reports, inventory_latest, inventory_changes)| {
                 let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
                     return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
                 };
@@ -366,20 +388,33 @@ impl Store {
                     });
                 }
                 reports.insert(key.as_slice(), encode(&VersionedEnvelope::V1(report.envelope.clone())))?;
+                let applied = inventory::apply(
+                    inventory_latest,
+                    inventory_changes,
+                    report.device_id,
+                    report.seq,
+                    report.envelope.received_at_ms,
+                    &report.content,
+                )?;
                 let mut device = old.clone();
                 device.last_seq = report.seq;
                 device.n_reports += 1;
                 device.last_seen_ms = Some(report.envelope.received_at_ms);
-                device.hostname = report.hostname.clone();
-                if report.serial.is_some() {
-                    device.serial = report.serial.clone();
+                if let ReportContent::Inventory { .. } = report.content {
+                    device.hostname = report.hostname.clone();
+                    if report.serial.is_some() {
+                        device.serial = report.serial.clone();
+                    }
+                    device.vendor = report.vendor.clone();
+                    device.model = report.model.clone();
                 }
-                device.vendor = report.vendor.clone();
-                device.model = report.model.clone();
                 put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
-                Ok(Ok(CommitOutcome::Accepted))
-            },
-        );
+                Ok(Ok(if applied.wants_full_inventory {
+                    CommitOutcome::AcceptedWantsInventory
+                } else {
+                    CommitOutcome::Accepted
+                }))
+            });
         res.map_err(flatten_tx_error)
     }
 

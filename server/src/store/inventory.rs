@@ -1,0 +1,181 @@
+//! Inventory history in the store: the latest inventory of each device and
+//! the list of changes between consecutive ones, written in the same
+//! transaction as the report that carried them.
+//!
+//! Trees:
+//! - `inventory_latest`: device id → [`LatestInventory`] (the report's seq,
+//!   when it arrived, the SHA-256 a heartbeat is compared with, and the
+//!   inventory's protobuf bytes);
+//! - `inventory_changes`: device id ‖ seq (big-endian u64) ‖ index (big-endian
+//!   u32) → [`InventoryChange`], so a device's changes scan in report order.
+
+use custodian_proto::identity::DeviceId;
+use custodian_proto::v1 as pb;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use super::{Store, StoreError, decode, encode};
+use crate::inventory::{self, Change};
+
+/// What a report carries besides its envelope.
+#[derive(Debug, Clone)]
+pub enum ReportContent {
+    /// A full inventory.
+    Inventory {
+        /// The inventory, decoded.
+        inventory: Box<pb::Inventory>,
+        /// SHA-256 of its bytes exactly as they were in the signed payload.
+        sha256: [u8; 32],
+    },
+    /// A heartbeat: the inventory is unchanged from the one with this hash.
+    Heartbeat {
+        /// The hash the agent says its current inventory has.
+        inventory_sha256: [u8; 32],
+    },
+}
+
+/// A device's latest full inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestInventoryV1 {
+    /// The report that carried it.
+    pub seq: u64,
+    /// When it arrived, Unix ms.
+    pub received_at_ms: i64,
+    /// SHA-256 of its protobuf bytes as signed.
+    pub sha256: [u8; 32],
+    /// Its protobuf bytes as signed.
+    #[serde(with = "serde_bytes")]
+    pub inventory: Vec<u8>,
+}
+
+impl LatestInventoryV1 {
+    /// The inventory, decoded.
+    pub fn decode(&self) -> Result<pb::Inventory, StoreError> {
+        pb::Inventory::decode(self.inventory.as_slice())
+            .map_err(|e| StoreError::Decode { tree: "inventory_latest", error: e.to_string() })
+    }
+}
+
+/// One recorded change in a device's inventory: ready to become an audit
+/// event (actor: the device; time; what changed; the report's seq).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryChangeV1 {
+    /// The device.
+    pub device_id: DeviceId,
+    /// The report that showed the change.
+    pub seq: u64,
+    /// When the server received that report, Unix ms.
+    pub at_ms: i64,
+    /// What changed.
+    pub change: Change,
+}
+
+#[derive(Serialize, Deserialize)]
+enum VersionedLatest {
+    V1(LatestInventoryV1),
+}
+
+#[derive(Serialize, Deserialize)]
+enum VersionedChange {
+    V1(InventoryChangeV1),
+}
+
+/// What applying a report to the inventory history did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Changes recorded (empty for heartbeats and unchanged inventories).
+    pub changes: Vec<InventoryChangeV1>,
+    /// A heartbeat's hash did not match the latest inventory (or there is
+    /// none): the agent must send a full one.
+    pub wants_full_inventory: bool,
+}
+
+fn change_key(device_id: DeviceId, seq: u64, index: u32) -> [u8; 28] {
+    let mut key = [0u8; 28];
+    key[..16].copy_from_slice(device_id.as_bytes());
+    key[16..24].copy_from_slice(&seq.to_be_bytes());
+    key[24..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Records a report's inventory (or checks a heartbeat's hash) inside the
+/// report's transaction.
+pub(super) fn apply(
+    latest_tree: &TransactionalTree,
+    changes_tree: &TransactionalTree,
+    device_id: DeviceId,
+    seq: u64,
+    received_at_ms: i64,
+    content: &ReportContent,
+) -> Result<Applied, ConflictableTransactionError<StoreError>> {
+    let previous: Option<LatestInventoryV1> = match latest_tree.get(device_id.as_bytes())? {
+        Some(bytes) => Some(
+            match decode::<VersionedLatest>("inventory_latest", &bytes).map_err(ConflictableTransactionError::Abort)? {
+                VersionedLatest::V1(latest) => latest,
+            },
+        ),
+        None => None,
+    };
+    match content {
+        ReportContent::Heartbeat { inventory_sha256 } => Ok(Applied {
+            changes: Vec::new(),
+            wants_full_inventory: previous.is_none_or(|p| &p.sha256 != inventory_sha256),
+        }),
+        ReportContent::Inventory { inventory, sha256 } => {
+            let changes: Vec<Change> = match &previous {
+                None => vec![inventory::first(inventory)],
+                Some(previous) if &previous.sha256 == sha256 => Vec::new(),
+                Some(previous) => {
+                    let old = previous.decode().map_err(ConflictableTransactionError::Abort)?;
+                    inventory::diff(&old, inventory)
+                }
+            };
+            let changes: Vec<InventoryChangeV1> = changes
+                .into_iter()
+                .map(|change| InventoryChangeV1 { device_id, seq, at_ms: received_at_ms, change })
+                .collect();
+            for (index, change) in changes.iter().enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                changes_tree
+                    .insert(&change_key(device_id, seq, index), encode(&VersionedChange::V1(change.clone())))?;
+            }
+            let latest =
+                LatestInventoryV1 { seq, received_at_ms, sha256: *sha256, inventory: inventory.encode_to_vec() };
+            latest_tree.insert(device_id.as_bytes(), encode(&VersionedLatest::V1(latest)))?;
+            Ok(Applied { changes, wants_full_inventory: false })
+        }
+    }
+}
+
+impl Store {
+    /// A device's latest full inventory.
+    pub fn latest_inventory(&self, device_id: DeviceId) -> Result<Option<LatestInventoryV1>, StoreError> {
+        self.inventory_latest
+            .get(device_id.as_bytes())?
+            .map(|bytes| decode::<VersionedLatest>("inventory_latest", &bytes).map(|VersionedLatest::V1(l)| l))
+            .transpose()
+    }
+
+    /// A device's most recent `limit` inventory changes: newest report
+    /// first, and within a report in the order they were recorded.
+    pub fn inventory_changes(&self, device_id: DeviceId, limit: usize) -> Result<Vec<InventoryChangeV1>, StoreError> {
+        let mut entries = self
+            .inventory_changes
+            .scan_prefix(device_id.as_bytes())
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let change = decode::<VersionedChange>("inventory_changes", &value).map(|VersionedChange::V1(c)| c)?;
+                Ok((key, change))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Keys are device id ‖ seq ‖ index: order by seq descending, index ascending.
+        entries.sort_by(|(a, _), (b, _)| b[16..24].cmp(&a[16..24]).then(a[24..].cmp(&b[24..])));
+        Ok(entries.into_iter().map(|(_, change)| change).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;
