@@ -11,6 +11,23 @@ use custodian_agent::{Agent, EnrollArgs};
 
 /// The Custodian agent: reports this workstation's inventory, signed with its
 /// own key, to the Custodian server over mutual TLS.
+/// `println!` that ends quietly when the reader has gone (`| head`) instead
+/// of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same treatment as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -98,11 +115,11 @@ fn run(args: Args) -> anyhow::Result<()> {
                     &source,
                 )
                 .await?;
-                println!("enrolled as device {device_id}");
+                outln!("enrolled as device {device_id}");
                 let agent = Agent::open(state)?;
                 agent.spool_report(&source)?;
                 match agent.deliver(None).await {
-                    Ok(delivery) => println!("first report delivered ({} accepted)", delivery.accepted),
+                    Ok(delivery) => outln!("first report delivered ({} accepted)", delivery.accepted),
                     Err(e) => eprintln!("custodian-agent: warning: first report spooled but not delivered: {e:#}"),
                 }
                 Ok(())
@@ -124,7 +141,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     agent.spool_report(&source)?;
                     delivery = agent.deliver(server.as_deref()).await.context("deliver the full inventory")?;
                 }
-                println!(
+                outln!(
                     "delivered: {} accepted, {} already held, {} rejected; {} waiting",
                     delivery.accepted,
                     delivery.duplicates,
@@ -150,9 +167,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::Inventory { json } => {
             let inventory = source.collect();
             if json {
-                println!("{}", custodian_agent::collect::to_json(&inventory));
+                outln!("{}", custodian_agent::collect::to_json(&inventory));
             } else {
-                print!("{}", custodian_agent::collect::to_text(&inventory));
+                out!("{}", custodian_agent::collect::to_text(&inventory));
             }
             Ok(())
         }

@@ -155,7 +155,16 @@ mod tests {
             spool.acknowledge(1).unwrap();
             spool.flush().unwrap();
         }
-        let spool = Spool::open(dir.path()).unwrap();
+        // sled releases its file lock from a background thread after the
+        // last handle drops, so a reopen in the same process may race it.
+        let spool = (0..100)
+            .find_map(|_| {
+                Spool::open(dir.path()).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("the spool reopens once sled has released its lock");
         let pending = spool.pending(10).unwrap();
         assert_eq!(pending.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(pending[0].1, envelope(2));

@@ -55,6 +55,7 @@ impl DeviceCredentials {
             collected_at_ms: custodian_proto::now_ms(),
             agent_version: "e2e-raw".to_owned(),
             inventory: Some(pb::Inventory { hostname: hostname.to_owned(), ..Default::default() }),
+            heartbeat: None,
         }
     }
 

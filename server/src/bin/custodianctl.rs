@@ -11,6 +11,23 @@ use custodian_server::ctl::{self, Ctl};
 ///
 /// Every call authenticates with an operator identity made by
 /// `custodian-server operator issue`; the server checks its role.
+/// `println!` that ends quietly when the reader has gone (`| head`) instead
+/// of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same treatment as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -106,29 +123,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Token(TokenCommand::Create { site, ttl }) => {
             let token = ctl.create_token(site, ttl).await?;
-            println!("{}", token.token);
+            outln!("{}", token.token);
             eprintln!("one-time enrolment token; expires {}", ctl::format_time(token.expires_at_ms));
         }
         Command::Device(DeviceCommand::List { json, noncompliant, stale }) => {
             let filter = custodian_proto::v1::ListDevicesRequest { stale_days: stale.unwrap_or(0), noncompliant };
             let devices = ctl.list_devices(filter).await?;
             if json {
-                println!("{}", ctl::render_device_list_json(&devices));
+                outln!("{}", ctl::render_device_list_json(&devices));
             } else {
-                print!("{}", ctl::render_device_list(&devices));
+                out!("{}", ctl::render_device_list(&devices));
             }
         }
         Command::Device(DeviceCommand::Show { query, json }) => {
             let device = ctl.get_device(&query).await?;
             if json {
-                println!("{}", ctl::render_device_json(&device));
+                outln!("{}", ctl::render_device_json(&device));
             } else {
-                print!("{}", ctl::render_device(&device));
+                out!("{}", ctl::render_device(&device));
             }
         }
         Command::Device(DeviceCommand::Revoke { query, reason }) => {
             let device = ctl.revoke_device(&query, &reason).await?;
-            println!("revoked device {} ({}); its next call will be refused", device.device_id, device.hostname);
+            outln!("revoked device {} ({}); its next call will be refused", device.device_id, device.hostname);
         }
     }
     Ok(())

@@ -60,6 +60,10 @@ fn report(device_id: DeviceId, seq: u64, payload: &[u8], hostname: &str, serial:
         serial: serial.map(str::to_owned),
         vendor: None,
         model: None,
+        content: ReportContent::Inventory {
+            inventory: Box::new(custodian_proto::v1::Inventory { hostname: hostname.to_owned(), ..Default::default() }),
+            sha256: [seq as u8; 32],
+        },
     }
 }
 

@@ -39,7 +39,7 @@ async fn no_client_certificate_is_refused_for_agent_and_operator_calls() {
     check_refused(res, Code::Unauthenticated, NEEDS_CERT);
 
     let mut operator = OperatorClient::new(channel);
-    check_refused(operator.list_devices(pb::ListDevicesRequest {}).await, Code::Unauthenticated, NEEDS_CERT);
+    check_refused(operator.list_devices(pb::ListDevicesRequest::default()).await, Code::Unauthenticated, NEEDS_CERT);
     let res = operator.get_device(pb::GetDeviceRequest { query: "ward7-pc01".to_owned() }).await;
     check_refused(res, Code::Unauthenticated, NEEDS_CERT);
     let res = operator.create_enrollment_token(pb::CreateEnrollmentTokenRequest::default()).await;
@@ -63,7 +63,11 @@ async fn device_certificate_cannot_call_operator_rpcs() {
     let mut operator = device.operator_client();
     const OPERATORS_ONLY: &str = "a device certificate cannot make it";
 
-    check_refused(operator.list_devices(pb::ListDevicesRequest {}).await, Code::PermissionDenied, OPERATORS_ONLY);
+    check_refused(
+        operator.list_devices(pb::ListDevicesRequest::default()).await,
+        Code::PermissionDenied,
+        OPERATORS_ONLY,
+    );
     let res = operator.get_device(pb::GetDeviceRequest { query: "ward7-pc01".to_owned() }).await;
     check_refused(res, Code::PermissionDenied, OPERATORS_ONLY);
     let res = operator.create_enrollment_token(pb::CreateEnrollmentTokenRequest::default()).await;

@@ -27,7 +27,9 @@ async fn enrolled_machine_is_found_by_hostname_and_serial_with_its_report() {
             "site          ward-7",
             "status        active",
             "reports       2 (last seq 2)",
-            "Latest report (seq 2,",
+            // The second report found the inventory unchanged, so it was a
+            // heartbeat; the latest inventory is still the enrolment's.
+            "Latest report (seq 1,",
             "verified by custodianctl against the enrolled key",
         ] {
             assert!(out.stdout.contains(expected), "`device show {query}` lacks {expected:?}:\n{out}");
@@ -38,7 +40,8 @@ async fn enrolled_machine_is_found_by_hostname_and_serial_with_its_report() {
     assert_eq!(device["device_id"], device_id.to_string());
     assert_eq!(device["hostname"], "ward7-pc01");
     assert_eq!(device["reported_serial"], "SN-7F3K2L1");
-    assert_eq!(device["latest_report"]["seq"], 2);
+    assert_eq!(device["last_seq"], 2);
+    assert_eq!(device["latest_report"]["seq"], 1);
     assert_eq!(device["latest_report"]["signature_verified"], true);
     assert_eq!(device["latest_report"]["inventory"]["hostname"], "ward7-pc01");
     assert_eq!(device["latest_report"]["inventory"]["system"]["model"], MODEL);
