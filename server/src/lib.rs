@@ -4,6 +4,7 @@
 //!
 //! Start at [`grpc::Server`] for the serving side and [`ctl`] for the CLI.
 
+pub mod audit;
 pub mod ca;
 pub mod compliance;
 pub mod config;
