@@ -14,6 +14,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod operators;
 pub mod peer;
+pub mod rollout;
 pub mod sanitisation;
 pub mod store;
 pub mod tls;
