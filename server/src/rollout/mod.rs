@@ -466,9 +466,12 @@ pub fn check_wave(
     Ok(new)
 }
 
+/// Date, site, ward, engineer.
+type SlotKey = (Date, String, Option<String>, Option<String>);
+
 /// Groups bookings into slots, ordered by date, site, ward, engineer.
 pub fn slots(bookings: &[Booking]) -> Vec<Slot> {
-    let mut by_slot: BTreeMap<(Date, String, Option<String>, Option<String>), Vec<Booking>> = BTreeMap::new();
+    let mut by_slot: BTreeMap<SlotKey, Vec<Booking>> = BTreeMap::new();
     for booking in bookings {
         let key = (booking.date, booking.site.clone(), booking.ward.clone(), booking.engineer.clone());
         by_slot.entry(key).or_default().push(booking.clone());

@@ -81,6 +81,9 @@ pub struct EngineerSheet {
     pub stops: Vec<Stop>,
 }
 
+/// Site and ward.
+type Place = (String, Option<String>);
+
 /// Builds the run sheet for `date`: bookings of that day (of every plan),
 /// only `engineer`'s if given, grouped per engineer and place. Machines
 /// missing from `facts` (deleted from the register) are left out.
@@ -90,7 +93,7 @@ pub fn run_sheet(
     bookings: &[Booking],
     facts: &BTreeMap<DeviceId, MachineFacts>,
 ) -> Vec<EngineerSheet> {
-    let mut sheets: BTreeMap<Option<String>, BTreeMap<(String, Option<String>), Vec<SheetMachine>>> = BTreeMap::new();
+    let mut sheets: BTreeMap<Option<String>, BTreeMap<Place, Vec<SheetMachine>>> = BTreeMap::new();
     for booking in bookings.iter().filter(|b| b.date == date) {
         if engineer.is_some() && booking.engineer.as_deref() != engineer {
             continue;
