@@ -4,6 +4,8 @@
 //! played by this test with the real wire protocol, since the server crate
 //! may not depend on the agent crate.
 
+#![allow(clippy::unwrap_used)] // A test harness: a failure should panic with its cause.
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
