@@ -10,4 +10,5 @@ pub mod checkpoint;
 pub mod event;
 pub mod export;
 pub mod merkle;
+pub mod signer;
 pub mod verify;

@@ -5,6 +5,8 @@
 use custodian_proto::identity::DeviceId;
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::LifecycleState;
+
 /// A device in the register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRecordV1 {
@@ -34,6 +36,49 @@ pub struct DeviceRecordV1 {
     pub cert_not_after_ms: i64,
     /// Set once the device is revoked; its calls are refused from then on.
     pub revocation: Option<RevocationV1>,
+    /// Where it is in its lifecycle. Records from before the lifecycle
+    /// existed were all enrolled machines, so they read as `staged`.
+    #[serde(default = "staged")]
+    pub state: LifecycleState,
+    /// The organisation's asset tag, from the register.
+    #[serde(default)]
+    pub asset_tag: Option<String>,
+    /// The model as registered (purchase order), which reports do not overwrite.
+    #[serde(default)]
+    pub registered_model: Option<String>,
+    /// Supplier, from the register.
+    #[serde(default)]
+    pub supplier: Option<String>,
+    /// Purchase order reference, from the register.
+    #[serde(default)]
+    pub order_ref: Option<String>,
+    /// Ward (where at the site), set by transitions.
+    #[serde(default)]
+    pub ward: Option<String>,
+    /// Who has it, set by transitions.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    /// MAC addresses from the latest report's network interfaces, lowercase.
+    #[serde(default)]
+    pub macs: Vec<String>,
+    /// When it was added to the register before enrolment, Unix ms.
+    #[serde(default)]
+    pub registered_at_ms: Option<i64>,
+    /// When its lifecycle state last changed, Unix ms.
+    #[serde(default)]
+    pub state_changed_at_ms: Option<i64>,
+}
+
+fn staged() -> LifecycleState {
+    LifecycleState::Staged
+}
+
+impl DeviceRecordV1 {
+    /// Whether an agent has enrolled as this device (register entries made
+    /// before enrolment have no key yet).
+    pub fn is_enrolled(&self) -> bool {
+        self.enrolled_at_ms != 0
+    }
 }
 
 /// Why and by whom a device was revoked.
@@ -60,6 +105,9 @@ pub struct TokenRecordV1 {
     pub site: Option<String>,
     /// Set once a device has enrolled with it.
     pub used: Option<TokenUseV1>,
+    /// The asset tag of the register entry a machine enrolling with this token becomes.
+    #[serde(default)]
+    pub asset_tag: Option<String>,
 }
 
 /// When a token was used and by which device.
