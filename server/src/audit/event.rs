@@ -36,6 +36,11 @@ pub enum EventKind {
     OperatorIssued,
     /// The inventory of a device changed in a way worth flagging.
     InventoryChanged,
+    /// A rollout plan was created, or a site's or ward's capacity set.
+    RolloutPlanChanged,
+    /// A machine was booked into a rollout, its booking cancelled, its
+    /// deployment confirmed, or the machine it replaces retired.
+    RolloutBookingChanged,
 }
 
 impl EventKind {
@@ -51,6 +56,8 @@ impl EventKind {
             EventKind::NoteAdded => "note_added",
             EventKind::OperatorIssued => "operator_issued",
             EventKind::InventoryChanged => "inventory_changed",
+            EventKind::RolloutPlanChanged => "rollout_plan_changed",
+            EventKind::RolloutBookingChanged => "rollout_booking_changed",
         }
     }
 }

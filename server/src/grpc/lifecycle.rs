@@ -240,6 +240,12 @@ impl pb::register_server::Register for RegisterService {
             }
             Some(TransitionOutcome::Moved(device, seq)) => (*device, seq),
         };
+        // Rollout (issue 6): a booked machine confirmed deployed is recorded in
+        // its slot, and the machine it replaces is retired (audited, the
+        // rollout named as the reason) and put on the to-collect list.
+        if to == LifecycleState::Deployed {
+            super::rollout::on_deployed(&self.0, moved.device_id, &operator.actor(), now);
+        }
         self.0.store.flush().await?;
         info!(device_id = %moved.device_id, operator = %operator.actor(), %from, %to, overridden = overridden.is_some(), "device transitioned");
         Ok(Response::new(pb::TransitionDeviceResponse { device: Some(to_pb_device(&moved)), audit_seq }))

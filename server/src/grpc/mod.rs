@@ -11,6 +11,7 @@ mod convert;
 mod enrollment;
 mod lifecycle;
 mod operator;
+mod rollout;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ impl Server {
             .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
             .add_service(pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone())))
             .add_service(pb::audit_server::AuditServer::new(audit::AuditService(self.shared.clone())))
+            .add_service(pb::rollout_server::RolloutServer::new(rollout::RolloutService(self.shared.clone())))
             .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

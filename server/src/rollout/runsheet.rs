@@ -59,6 +59,8 @@ pub struct SheetMachine {
     pub replaces: Option<MachineFacts>,
     /// Whether it is already confirmed deployed.
     pub deployed: bool,
+    /// The plan it is booked in.
+    pub plan: String,
 }
 
 /// One place an engineer goes.
@@ -108,7 +110,7 @@ pub fn run_sheet(
             .or_default()
             .entry((booking.site.clone(), booking.ward.clone()))
             .or_default()
-            .push(SheetMachine { machine: machine.clone(), replaces, deployed });
+            .push(SheetMachine { machine: machine.clone(), replaces, deployed, plan: booking.plan.clone() });
     }
     sheets
         .into_iter()

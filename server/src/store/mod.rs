@@ -15,6 +15,7 @@
 mod audit;
 mod lifecycle;
 mod records;
+mod rollout;
 
 use std::path::Path;
 
@@ -32,6 +33,7 @@ use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
 pub use lifecycle::{AddDevicesError, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+pub use rollout::ChangeRolloutError;
 
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::lifecycle::LifecycleState;
