@@ -38,6 +38,9 @@ enum Command {
     /// Operator identities (admin).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Rollout plans, bookings, run sheets and progress.
+    #[command(subcommand)]
+    Rollout(ctl::RolloutCommand),
 }
 
 #[derive(Subcommand)]
@@ -381,6 +384,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             println!("issued operator {name} ({role}) into {}", out.display());
             println!("certificate expires at {}", ctl::format_time(res.not_after_ms));
         }
+        Command::Rollout(command) => ctl::run_rollout(&ctl, command).await?,
     }
     Ok(())
 }

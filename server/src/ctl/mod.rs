@@ -5,6 +5,7 @@
 mod audit;
 mod lifecycle;
 mod render;
+mod rollout;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use tonic::transport::Channel;
 pub use audit::{verify_export_dir, verify_proof_file};
 pub use lifecycle::{parse_device_csv, render_device_list_csv, render_history, write_identity};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
+pub use rollout::{RolloutCommand, run_rollout};
 
 use crate::operators::{IDENTITY_CA, IDENTITY_CERT, IDENTITY_KEY};
 
