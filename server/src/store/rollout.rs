@@ -421,3 +421,6 @@ fn device_state(devices: &TransactionalTree, device_id: DeviceId) -> TxResult<Op
         .into();
     Ok(Some(device.state))
 }
+
+#[cfg(test)]
+mod tests;
