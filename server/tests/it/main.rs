@@ -18,6 +18,8 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use prost::Message;
 
+mod rollout;
+
 /// A running server in a temporary data directory, killed on drop.
 struct TestServer {
     dir: tempfile::TempDir,
