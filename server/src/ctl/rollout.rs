@@ -125,6 +125,14 @@ pub enum RolloutCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mark an old machine the rollout replaced as collected (engineer or admin).
+    Collected {
+        /// The old machine: id, hostname, serial, asset tag or MAC.
+        device: String,
+        /// Where it went (kept in the audit trail).
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Old machines the rollout retired that are waiting to be collected.
     ToCollect {
         /// Only this engineer's.
@@ -239,6 +247,13 @@ pub async fn run_rollout(ctl: &Ctl, command: RolloutCommand) -> anyhow::Result<(
                 println!("{}", serde_json::to_string_pretty(&status_json(&status)).context("encode JSON")?);
             } else {
                 print!("{}", render_status(&status));
+            }
+        }
+        RolloutCommand::Collected { device, note } => {
+            let req = pb::MarkCollectedRequest { device, note: note.unwrap_or_default() };
+            let res = client.mark_collected(req).await.map_err(status_error)?.into_inner();
+            if let Some(old) = res.booking.as_ref().and_then(|b| b.replaces.as_ref()) {
+                println!("collected {}; it is off the to-collect list", machine_label(old));
             }
         }
         RolloutCommand::ToCollect { engineer, json } => {
@@ -465,6 +480,7 @@ fn booking_json(b: &pb::RolloutBooking) -> Value {
         "booked_at_ms": b.booked_at_ms,
         "deployed_at_ms": b.deployed_at_ms,
         "replaced_retired_at_ms": b.replaced_retired_at_ms,
+        "replaced_collected_at_ms": b.replaced_collected_at_ms,
     })
 }
 

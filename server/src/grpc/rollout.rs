@@ -43,7 +43,9 @@ const MAX_WAVE_BYTES: usize = 4 * 1024 * 1024;
 impl From<ChangeRolloutError> for Status {
     fn from(e: ChangeRolloutError) -> Self {
         match e {
-            ChangeRolloutError::UnknownPlan(_) | ChangeRolloutError::NotBooked(_) => Status::not_found(e.to_string()),
+            ChangeRolloutError::UnknownPlan(_)
+            | ChangeRolloutError::NotBooked(_)
+            | ChangeRolloutError::NotReplaced(_) => Status::not_found(e.to_string()),
             ChangeRolloutError::PlanExists(_) => Status::already_exists(e.to_string()),
             ChangeRolloutError::EndsBeforeStart { .. } | ChangeRolloutError::ZeroCapacity => {
                 Status::invalid_argument(e.to_string())
@@ -51,7 +53,8 @@ impl From<ChangeRolloutError> for Status {
             ChangeRolloutError::WardOfUnknownSite(_)
             | ChangeRolloutError::Book(_)
             | ChangeRolloutError::Wave(_)
-            | ChangeRolloutError::AlreadyDeployed { .. } => Status::failed_precondition(e.to_string()),
+            | ChangeRolloutError::AlreadyDeployed { .. }
+            | ChangeRolloutError::AlreadyCollected(_) => Status::failed_precondition(e.to_string()),
             ChangeRolloutError::MachineChanged(_) => Status::aborted(e.to_string()),
             ChangeRolloutError::Store(e) => e.into(),
         }
@@ -161,6 +164,7 @@ fn to_pb_booking(booking: &Booking, facts: &BTreeMap<DeviceId, MachineFacts>) ->
         booked_at_ms: booking.booked_at_ms,
         deployed_at_ms: booking.deployed_at_ms.unwrap_or(0),
         replaced_retired_at_ms: booking.replaced_retired_at_ms.unwrap_or(0),
+        replaced_collected_at_ms: booking.replaced_collected_at_ms.unwrap_or(0),
     }
 }
 
@@ -441,6 +445,31 @@ impl pb::rollout_server::Rollout for RolloutService {
         }))
     }
 
+    async fn mark_collected(
+        &self,
+        req: Request<pb::MarkCollectedRequest>,
+    ) -> Result<Response<pb::MarkCollectedResponse>, Status> {
+        let operator = peer_operator(&req, PLANNERS)?;
+        let req = req.into_inner();
+        let note = req.note.trim();
+        if note.len() > MAX_REASON_LEN {
+            return Err(invalid(format!("a note may be at most {MAX_REASON_LEN} characters")));
+        }
+        let device = find_one(&self.0, &req.device)?;
+        let now = custodian_proto::now_ms();
+        let booking = self.0.store.mark_rollout_collected(
+            device.device_id,
+            &label(&device),
+            &operator.actor(),
+            now,
+            Some(note).filter(|n| !n.is_empty()),
+        )?;
+        self.0.store.flush().await?;
+        info!(device_id = %device.device_id, plan = %booking.plan, operator = %operator.actor(), "replaced machine collected");
+        let facts = facts_for(&self.0, std::slice::from_ref(&booking))?;
+        Ok(Response::new(pb::MarkCollectedResponse { booking: Some(to_pb_booking(&booking, &facts)) }))
+    }
+
     async fn to_collect(&self, req: Request<pb::ToCollectRequest>) -> Result<Response<pb::ToCollectResponse>, Status> {
         peer_operator(&req, READERS)?;
         let engineer = check_optional_name("engineer", &req.into_inner().engineer).map_err(invalid)?;
@@ -482,11 +511,15 @@ fn confirm_and_retire(
     now_ms: i64,
 ) -> Result<(), crate::store::StoreError> {
     let store = &shared.store;
-    let Some(booking) = store.confirm_rollout_deployed(device_id, actor, now_ms)? else {
+    let Some(booking) = store.rollout_booking(device_id)? else {
         return Ok(());
     };
-    info!(%device_id, plan = %booking.plan, "rollout booking confirmed deployed");
-    let Some(old_id) = booking.replaces else {
+    // Recorded once; a later move back to deployed (after a repair) retries
+    // only what was left undone.
+    if let Some(confirmed) = store.confirm_rollout_deployed(device_id, actor, now_ms)? {
+        info!(%device_id, plan = %confirmed.plan, "rollout booking confirmed deployed");
+    }
+    let Some(old_id) = booking.replaces.filter(|_| booking.replaced_retired_at_ms.is_none()) else {
         return Ok(());
     };
     let Some(old) = store.device(old_id)? else {

@@ -5,7 +5,7 @@
 //! `replaces` are optional. `device` and `replaces` take anything
 //! `device show` does (id, hostname, serial, asset tag). The columns the
 //! export adds (`plan`, `asset_tag`, `serial`, `hostname`, `deployed_at`,
-//! `replaced_retired_at`) are ignored, so an export imports again; any other
+//! `replaced_retired_at`, `replaced_collected_at`) are ignored, so an export imports again; any other
 //! column is refused, so a typo in a header fails closed.
 
 use std::collections::BTreeMap;
@@ -18,7 +18,8 @@ use crate::ctl::format_time;
 
 const REQUIRED: [&str; 3] = ["device", "date", "site"];
 const OPTIONAL: [&str; 3] = ["ward", "engineer", "replaces"];
-const IGNORED: [&str; 6] = ["plan", "asset_tag", "serial", "hostname", "deployed_at", "replaced_retired_at"];
+const IGNORED: [&str; 7] =
+    ["plan", "asset_tag", "serial", "hostname", "deployed_at", "replaced_retired_at", "replaced_collected_at"];
 
 /// Longest wave accepted, in rows.
 pub const MAX_ROWS: usize = 10_000;
@@ -118,6 +119,7 @@ pub fn export_csv(bookings: &[Booking], facts: &BTreeMap<custodian_proto::identi
         "replaces",
         "deployed_at",
         "replaced_retired_at",
+        "replaced_collected_at",
     ];
     writer.write_record(header).expect("writing to memory cannot fail");
     for slot in super::slots(bookings) {
@@ -139,6 +141,7 @@ pub fn export_csv(bookings: &[Booking], facts: &BTreeMap<custodian_proto::identi
                     booking.replaces.map(|r| r.to_string()).unwrap_or_default(),
                     time(booking.deployed_at_ms),
                     time(booking.replaced_retired_at_ms),
+                    time(booking.replaced_collected_at_ms),
                 ])
                 .expect("writing to memory cannot fail");
         }

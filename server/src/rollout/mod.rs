@@ -89,6 +89,9 @@ pub struct Booking {
     pub deployed_at_ms: Option<i64>,
     /// When the machine it replaces was retired by the rollout, Unix ms.
     pub replaced_retired_at_ms: Option<i64>,
+    /// When the machine it replaces was marked collected, Unix ms.
+    #[serde(default)]
+    pub replaced_collected_at_ms: Option<i64>,
 }
 
 /// A slot: the bookings that share a date, site, ward and engineer.
@@ -434,6 +437,7 @@ pub fn check_booking(
         booked_at_ms: now_ms,
         deployed_at_ms: None,
         replaced_retired_at_ms: None,
+        replaced_collected_at_ms: None,
     })
 }
 

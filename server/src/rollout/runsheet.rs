@@ -146,8 +146,9 @@ pub struct ToCollect {
     pub engineer: Option<String>,
 }
 
-/// Old machines still waiting to be collected: replaced by a booking, and
-/// still `retired` (collection moves them on, e.g. to `sanitised`). Only
+/// Old machines still waiting to be collected: replaced by a booking, still
+/// `retired`, and not marked collected (collection moves them on, e.g. to
+/// `sanitised`, or marks them collected). Only
 /// `engineer`'s if given; ordered by date, site, ward.
 pub fn to_collect(
     engineer: Option<&str>,
@@ -157,6 +158,7 @@ pub fn to_collect(
     let mut out: Vec<ToCollect> = bookings
         .iter()
         .filter(|b| engineer.is_none() || b.engineer.as_deref() == engineer)
+        .filter(|b| b.replaced_collected_at_ms.is_none())
         .filter_map(|b| {
             let old = facts.get(&b.replaces?)?;
             (old.state == LifecycleState::Retired).then(|| ToCollect {

@@ -301,9 +301,12 @@ fn the_csv_export_imports_again() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("plan,date,site,ward,engineer,device,asset_tag,serial,hostname,replaces,deployed_at,replaced_retired_at")
+        Some(
+            "plan,date,site,ward,engineer,device,asset_tag,serial,hostname,replaces,deployed_at,replaced_retired_at,\
+             replaced_collected_at"
+        )
     );
-    assert_eq!(lines.next(), Some(format!("wave-1,2026-12-02,Annex,,,{},AT002,SN002,ws002,,,", id(2)).as_str()));
+    assert_eq!(lines.next(), Some(format!("wave-1,2026-12-02,Annex,,,{},AT002,SN002,ws002,,,,", id(2)).as_str()));
     let rows = parse_wave(text.as_bytes()).expect("export re-imports");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].device, id(1).to_string());
@@ -437,8 +440,11 @@ fn to_collect_lists_retired_replaced_machines_until_they_move_on() {
     assert_eq!(list[0].machine.device_id, id(9));
     assert_eq!(list[0].replaced_by, id(1));
     assert!(to_collect(Some("carol"), &bookings, &all).is_empty());
+    let mut marked = bookings.clone();
+    marked[0].replaced_collected_at_ms = Some(5);
+    assert!(to_collect(None, &marked, &all).is_empty(), "marked collected");
     all.get_mut(&id(9)).unwrap().state = LifecycleState::Sanitised;
-    assert!(to_collect(None, &bookings, &all).is_empty(), "collected");
+    assert!(to_collect(None, &bookings, &all).is_empty(), "moved on from retired");
 }
 
 #[test]

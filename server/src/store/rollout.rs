@@ -95,6 +95,12 @@ pub enum ChangeRolloutError {
         /// The plan.
         plan: String,
     },
+    /// No booking replaces the machine.
+    #[error("machine {0} is not being replaced by any rollout booking")]
+    NotReplaced(String),
+    /// The machine was marked collected already.
+    #[error("machine {0} was already marked collected")]
+    AlreadyCollected(String),
     /// A machine's state changed between the checks and the write.
     #[error("machine {0} changed state while it was being booked; nothing was written; try again")]
     MachineChanged(DeviceId),
@@ -385,6 +391,40 @@ impl Store {
             booking.replaced_retired_at_ms = Some(now_ms);
             Some(booking_event(booking, actor, now_ms, "replaced_retired"))
         })
+    }
+
+    /// Marks the old machine `replaced` (which a booking replaces) collected,
+    /// taking it off the to-collect list, with its audit event on the old
+    /// machine. Returns the booking.
+    pub fn mark_rollout_collected(
+        &self,
+        replaced: DeviceId,
+        label: &str,
+        actor: &str,
+        now_ms: i64,
+        note: Option<&str>,
+    ) -> Result<Booking, ChangeRolloutError> {
+        let booking = {
+            let _guard = lock();
+            self.rollout_bookings()?.into_iter().find(|b| b.replaces == Some(replaced))
+        };
+        let Some(booking) = booking else {
+            return Err(ChangeRolloutError::NotReplaced(label.to_owned()));
+        };
+        let res = self.update_booking(booking.device_id, |booking| {
+            if booking.replaces != Some(replaced) || booking.replaced_collected_at_ms.is_some() {
+                return None;
+            }
+            booking.replaced_collected_at_ms = Some(now_ms);
+            let mut event = booking_event(booking, actor, now_ms, "replaced_collected");
+            event.device_id = Some(replaced);
+            event = event.with_detail("replaced_by", booking.device_id.to_string());
+            if let Some(note) = note {
+                event = event.with_reason(note);
+            }
+            Some(event)
+        })?;
+        res.ok_or_else(|| ChangeRolloutError::AlreadyCollected(label.to_owned()))
     }
 
     fn update_booking(

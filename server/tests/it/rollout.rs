@@ -171,12 +171,25 @@ async fn booked_machine_enrols_is_confirmed_deployed_and_retires_the_one_it_repl
     let collect = ok(server.ctl("sam", &["rollout", "to-collect", "--engineer", "bob"]));
     assert!(collect.contains("collect asset tag AT-OLD, serial SN-OLD from St Mary's / Ward 7"), "{collect}");
     assert!(ok(server.ctl("sam", &["rollout", "to-collect", "--engineer", "carol"])).contains("nothing to collect"));
+    let out = fails(server.ctl("sam", &["rollout", "collected", "AT-OLD"]));
+    assert!(out.contains("needs one of: engineer, admin"), "{out}");
+    let out = fails(server.ctl("eve", &["rollout", "collected", "AT-SPARE"]));
+    assert!(out.contains("machine AT-SPARE is not being replaced by any rollout booking"), "{out}");
     let status = json(ok(server.ctl("sam", &["rollout", "status", "wave-1", "--json"])));
     assert_eq!(status["total"]["deployed"], 1, "{status}");
     assert_eq!(status["total"]["non_compliant"], 0, "{status}");
     // Its booking can no longer be cancelled.
     let out = fails(server.ctl("eve", &["rollout", "cancel", "AT-NEW", "--reason", "oops"]));
     assert!(out.contains("already deployed"), "{out}");
+
+    // Collected: off the list, and recorded in the old machine's history.
+    let collected = ok(server.ctl("eve", &["rollout", "collected", "AT-OLD", "--note", "to the IT store"]));
+    assert!(collected.contains("collected asset tag AT-OLD"), "{collected}");
+    assert!(ok(server.ctl("sam", &["rollout", "to-collect"])).contains("nothing to collect"));
+    let out = fails(server.ctl("eve", &["rollout", "collected", "AT-OLD"]));
+    assert!(out.contains("already marked collected"), "{out}");
+    let history = ok(server.ctl("admin", &["device", "history", "AT-OLD", "--json"]));
+    assert!(history.contains("replaced_collected") && history.contains("to the IT store"), "{history}");
 
     // Exports: CSV, and iCalendar read back by a real parser.
     let csv = dir.join("plan.csv");
