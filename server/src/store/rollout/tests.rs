@@ -225,4 +225,16 @@ fn cancel_and_confirm_are_audited() {
     let retired = f.store.record_rollout_replaced_retired(m[0].device_id, ACTOR, 50).expect("ok").expect("recorded");
     assert_eq!(retired.replaced_retired_at_ms, Some(50));
     assert_eq!(f.written(), (1, events + 3));
+
+    let err = f.store.mark_rollout_collected(m[1].device_id, "AT-1", ACTOR, 60, None).expect_err("not replaced");
+    assert_eq!(err.to_string(), "machine AT-1 is not being replaced by any rollout booking");
+    let collected = f.store.mark_rollout_collected(m[2].device_id, "AT-2", ACTOR, 60, Some("IT store")).expect("ok");
+    assert_eq!(collected.replaced_collected_at_ms, Some(60));
+    assert_eq!(f.written(), (1, events + 4));
+    let event = f.store.device_events(m[2].device_id).expect("history").remove(0);
+    let event = AuditEvent::from_bytes(&event.bytes).expect("decodes");
+    assert_eq!((event.details["action"].as_str(), event.reason.as_deref()), ("replaced_collected", Some("IT store")));
+    let err = f.store.mark_rollout_collected(m[2].device_id, "AT-2", ACTOR, 61, None).expect_err("twice");
+    assert_eq!(err.to_string(), "machine AT-2 was already marked collected");
+    assert_eq!(f.written(), (1, events + 4));
 }
