@@ -306,7 +306,9 @@ impl pb::rollout_server::Rollout for RolloutService {
         let rows: Vec<WaveRow> = vec![(0, Ok(request))];
         let now = custodian_proto::now_ms();
         let bookings = self.0.store.book_rollout(&plan, &rows, false, &operator.actor(), now, "rollout book")?;
-        info!(%plan, operator = %operator.actor(), device_id = %bookings[0].device_id, "machine booked");
+        for booking in &bookings {
+            info!(%plan, operator = %operator.actor(), device_id = %booking.device_id, "machine booked");
+        }
         self.booked(bookings).await
     }
 
@@ -473,7 +475,14 @@ impl pb::rollout_server::Rollout for RolloutService {
     async fn to_collect(&self, req: Request<pb::ToCollectRequest>) -> Result<Response<pb::ToCollectResponse>, Status> {
         peer_operator(&req, READERS)?;
         let engineer = check_optional_name("engineer", &req.into_inner().engineer).map_err(invalid)?;
-        let bookings = self.0.store.rollout_bookings()?;
+        // Only bookings whose old machine may still be waiting.
+        let bookings: Vec<Booking> = self
+            .0
+            .store
+            .rollout_bookings()?
+            .into_iter()
+            .filter(|b| b.replaces.is_some() && b.replaced_collected_at_ms.is_none())
+            .collect();
         let facts = facts_for(&self.0, &bookings)?;
         let items = to_collect(engineer.as_deref(), &bookings, &facts)
             .into_iter()
