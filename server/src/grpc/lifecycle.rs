@@ -203,7 +203,7 @@ impl pb::register_server::Register for RegisterService {
                 "--override applies only to the encryption guard of deployed; other guards cannot be overridden",
             ));
         }
-        let attributes = TransitionAttributes {
+        let mut attributes = TransitionAttributes {
             site: text("site", &req.site, false)?,
             ward: text("ward", &req.ward, false)?,
             assigned_to: text("assigned to", &req.assigned_to, false)?,
@@ -211,6 +211,11 @@ impl pb::register_server::Register for RegisterService {
         let device = find_one(&self.0, &req.query)?;
         let from = device.state;
         let to = from.move_to(target).map_err(|e| Status::failed_precondition(e.to_string()))?;
+        // Rollout (issue 6): a booked machine deployed goes where its slot is,
+        // unless the request says otherwise.
+        if to == LifecycleState::Deployed {
+            super::rollout::slot_attributes(&self.0, device.device_id, &mut attributes)?;
+        }
         let latest = latest_inventory(&self.0, &device)?;
         let inputs = GuardInputs {
             compliance: latest.as_ref().map(|(inventory, _)| encryption_compliance(inventory)),

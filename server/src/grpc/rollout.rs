@@ -500,6 +500,26 @@ impl pb::rollout_server::Rollout for RolloutService {
     }
 }
 
+/// The lifecycle's hook, called before a machine is moved to `deployed`:
+/// a booked machine's site and ward default to its slot's, so the register
+/// says where the rollout put it.
+pub(super) fn slot_attributes(
+    shared: &Shared,
+    device_id: DeviceId,
+    attributes: &mut TransitionAttributes,
+) -> Result<(), Status> {
+    let Some(booking) = shared.store.rollout_booking(device_id)? else {
+        return Ok(());
+    };
+    if attributes.site.is_none() {
+        attributes.site = Some(booking.site.clone());
+        if attributes.ward.is_none() {
+            attributes.ward = booking.ward.clone();
+        }
+    }
+    Ok(())
+}
+
 /// The lifecycle's hook, called after a machine has been moved to `deployed`
 /// (the transition and its encryption guard are done and written): records
 /// the confirmation in the machine's slot, and retires the machine it

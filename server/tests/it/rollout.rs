@@ -160,6 +160,8 @@ async fn booked_machine_enrols_is_confirmed_deployed_and_retires_the_one_it_repl
     assert_ne!(booking["replaced_retired_at_ms"], 0, "{shown}");
     assert_eq!(booking["machine"]["state"], "deployed");
     assert_eq!(booking["replaces"]["state"], "retired");
+    let new = json(ok(server.ctl("sam", &["device", "show", "AT-NEW", "--json"])));
+    assert_eq!((new["site"].as_str(), new["ward"].as_str()), (Some("St Mary's"), Some("Ward 7")), "{new}");
     let old = json(ok(server.ctl("sam", &["device", "show", "AT-OLD", "--json"])));
     assert_eq!(old["state"], "retired", "{old}");
     let history = ok(server.ctl("admin", &["device", "history", "AT-OLD", "--json"]));
