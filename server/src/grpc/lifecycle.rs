@@ -17,7 +17,7 @@ use crate::compliance::encryption_compliance;
 use crate::lifecycle::{GuardInputs, LifecycleState, check_guard};
 use crate::peer::peer_operator;
 use crate::sanitisation::{SanitisationEvidence, sanitisation_coverage};
-use crate::store::{DeviceRecord, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+use crate::store::{DeviceFacets, DeviceRecord, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 
 pub(super) struct RegisterService(pub(super) Arc<Shared>);
 
@@ -96,14 +96,14 @@ impl DeviceFilter {
         Ok(Self { state, site: text(&req.site), model: text(&req.model) })
     }
 
-    /// Whether `device` passes.
-    pub(super) fn matches(&self, device: &DeviceRecord) -> bool {
+    /// Whether a device with these facets passes.
+    pub(super) fn matches(&self, device: &DeviceFacets<'_>) -> bool {
         self.state.is_none_or(|s| device.state == s)
-            && self.site.as_ref().is_none_or(|site| device.site.as_deref().is_some_and(|s| s.to_lowercase() == *site))
+            && self.site.as_ref().is_none_or(|site| device.site.is_some_and(|s| s.eq_ignore_ascii_case(site)))
             && self.model.as_ref().is_none_or(|model| {
-                [&device.model, &device.registered_model]
+                [device.model, device.registered_model]
                     .iter()
-                    .any(|m| m.as_deref().is_some_and(|m| m.to_lowercase().contains(model.as_str())))
+                    .any(|m| m.is_some_and(|m| m.to_lowercase().contains(model.as_str())))
             })
     }
 }

@@ -79,10 +79,8 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         peer_operator(&req, READERS)?;
         let filter = super::lifecycle::DeviceFilter::from_request(req.get_ref())?;
-        let devices = self.0.store.list_devices()?;
-        Ok(Response::new(pb::ListDevicesResponse {
-            devices: devices.iter().filter(|d| filter.matches(d)).map(to_pb_device).collect(),
-        }))
+        let devices = self.0.store.list_devices_by_facets(|d| filter.matches(d))?;
+        Ok(Response::new(pb::ListDevicesResponse { devices: devices.iter().map(to_pb_device).collect() }))
     }
 
     async fn get_device(&self, req: Request<pb::GetDeviceRequest>) -> Result<Response<pb::GetDeviceResponse>, Status> {

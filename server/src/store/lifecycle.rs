@@ -144,11 +144,77 @@ pub(super) fn enrolled_record(
     }
 }
 
+fn decode_borrowed<'a, T: serde::Deserialize<'a>>(tree: &'static str, bytes: &'a [u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Decode { tree, error: e.to_string() })
+}
+
 fn same(a: Option<&str>, b: &str) -> bool {
     a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b.trim()))
 }
 
+/// The facets `device list` filters on, read from a stored record without
+/// decoding the rest of it.
+#[derive(Debug, serde::Deserialize)]
+pub struct DeviceFacets<'a> {
+    /// Lifecycle state.
+    #[serde(default = "staged")]
+    pub state: LifecycleState,
+    /// Site.
+    #[serde(borrow)]
+    pub site: Option<&'a str>,
+    /// Model from the latest report.
+    #[serde(borrow)]
+    pub model: Option<&'a str>,
+    /// Model as registered.
+    #[serde(default, borrow)]
+    pub registered_model: Option<&'a str>,
+}
+
+fn staged() -> LifecycleState {
+    LifecycleState::Staged
+}
+
+#[derive(serde::Deserialize)]
+enum VersionedFacets<'a> {
+    #[serde(borrow)]
+    V1(DeviceFacets<'a>),
+}
+
 impl Store {
+    /// Every device whose facets pass `filter`, ordered by hostname then id.
+    /// Only the records that pass are decoded in full, which keeps a
+    /// selective list fast on a large register.
+    pub fn list_devices_by_facets(
+        &self,
+        filter: impl Fn(&DeviceFacets<'_>) -> bool,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut devices = Vec::new();
+        for bytes in self.devices.iter().values() {
+            let bytes = bytes?;
+            let facets: VersionedFacets<'_> = decode_borrowed("devices", &bytes)?;
+            let VersionedFacets::V1(facets) = facets;
+            if filter(&facets) {
+                devices.push(decode::<VersionedDevice>("devices", &bytes)?.into());
+            }
+        }
+        devices.sort_by_cached_key(|d: &DeviceRecord| (d.hostname.to_lowercase(), d.device_id));
+        Ok(devices)
+    }
+
+    /// Every device that passes `filter`, ordered by hostname then id. Only
+    /// the devices that pass are sorted.
+    pub fn list_devices_where(&self, filter: impl Fn(&DeviceRecord) -> bool) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut devices = Vec::new();
+        for bytes in self.devices.iter().values() {
+            let device: DeviceRecord = decode::<VersionedDevice>("devices", &bytes?)?.into();
+            if filter(&device) {
+                devices.push(device);
+            }
+        }
+        devices.sort_by_cached_key(|d| (d.hostname.to_lowercase(), d.device_id));
+        Ok(devices)
+    }
+
     /// The unenrolled register entry an enrolling machine becomes: the one
     /// the token's asset tag names, else the one whose serial matches.
     pub fn register_match(

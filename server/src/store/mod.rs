@@ -32,7 +32,7 @@ pub use records::{
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
-pub use lifecycle::{AddDevicesError, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 pub use rollout::ChangeRolloutError;
 
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
