@@ -80,6 +80,8 @@ struct RawConfig {
     enrollment_token_ttl: Option<String>,
     max_enrollment_token_ttl: Option<String>,
     operator_cert_lifetime: Option<String>,
+    audit_checkpoint_events: Option<u64>,
+    audit_checkpoint_interval: Option<String>,
 }
 
 /// Checked server settings.
@@ -95,6 +97,20 @@ pub struct Config {
     pub max_enrollment_token_ttl: Duration,
     /// Lifetime of operator certificates.
     pub operator_cert_lifetime: Duration,
+    /// Sign an audit checkpoint once this many events are uncovered.
+    pub audit_checkpoint_events: u64,
+    /// Sign an audit checkpoint at least this often.
+    pub audit_checkpoint_interval: Duration,
+}
+
+impl Config {
+    /// When the server signs audit checkpoints.
+    pub fn checkpoint_policy(&self) -> crate::audit::signer::CheckpointPolicy {
+        crate::audit::signer::CheckpointPolicy {
+            every_events: self.audit_checkpoint_events,
+            interval: self.audit_checkpoint_interval,
+        }
+    }
 }
 
 impl Default for Config {
@@ -105,6 +121,8 @@ impl Default for Config {
             enrollment_token_ttl: Duration::from_secs(24 * 3600),
             max_enrollment_token_ttl: Duration::from_secs(30 * 24 * 3600),
             operator_cert_lifetime: Duration::from_secs(365 * 24 * 3600),
+            audit_checkpoint_events: 1000,
+            audit_checkpoint_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -123,6 +141,11 @@ max_enrollment_token_ttl = "30d"
 
 # Lifetime of operator certificates issued by `custodian-server operator issue`.
 operator_cert_lifetime = "365d"
+
+# Sign an audit checkpoint once this many events are not covered by the
+# latest one, and at least this often.
+audit_checkpoint_events = 1000
+audit_checkpoint_interval = "1h"
 "#;
 
 /// Writes the default configuration into a new data directory.
@@ -180,6 +203,23 @@ impl Config {
                 raw.operator_cert_lifetime,
                 defaults.operator_cert_lifetime,
             ),
+            audit_checkpoint_interval: duration(
+                "audit_checkpoint_interval",
+                raw.audit_checkpoint_interval,
+                defaults.audit_checkpoint_interval,
+            ),
+            audit_checkpoint_events: defaults.audit_checkpoint_events,
+        };
+        let config = Config {
+            audit_checkpoint_events: match raw.audit_checkpoint_events {
+                None => defaults.audit_checkpoint_events,
+                Some(0) => {
+                    problems.push("audit_checkpoint_events: must be greater than zero".to_owned());
+                    defaults.audit_checkpoint_events
+                }
+                Some(n) => n,
+            },
+            ..config
         };
         if config.enrollment_token_ttl > config.max_enrollment_token_ttl {
             problems.push("enrollment_token_ttl: longer than max_enrollment_token_ttl".to_owned());

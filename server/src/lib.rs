@@ -4,6 +4,7 @@
 //!
 //! Start at [`grpc::Server`] for the serving side and [`ctl`] for the CLI.
 
+pub mod audit;
 pub mod ca;
 pub mod compliance;
 pub mod config;
@@ -11,8 +12,11 @@ pub mod ctl;
 pub mod grpc;
 pub mod intake;
 pub mod inventory;
+pub mod lifecycle;
 pub mod operators;
 pub mod peer;
+pub mod rollout;
+pub mod sanitisation;
 pub mod store;
 pub mod tls;
 pub mod token;

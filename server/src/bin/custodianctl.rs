@@ -49,6 +49,62 @@ enum Command {
     /// The device register.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The audit trail: export, verify offline, prove inclusion.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Operator identities (admin).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Rollout plans, bookings, run sheets and progress.
+    #[command(subcommand)]
+    Rollout(ctl::RolloutCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Export events, checkpoints and the public key into DIR (ig-auditor or admin).
+    Export {
+        /// Directory to write (created; must not hold an export).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify an export OFFLINE: recompute the tree, check every checkpoint.
+    Verify {
+        /// The export directory.
+        dir: PathBuf,
+        /// A checkpoint kept from earlier: the export must be consistent with it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print an inclusion proof of event SEQ against the latest checkpoint.
+    Prove {
+        /// The event's sequence number.
+        seq: u64,
+    },
+    /// Verify an inclusion proof OFFLINE.
+    VerifyProof {
+        /// The proof file (as printed by `audit prove`).
+        file: PathBuf,
+        /// The server's signing key (server-signing.pub.pem).
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Issue an operator identity into --out (admin); recorded in the audit trail.
+    Issue {
+        /// The operator's name (A-Z a-z 0-9 . _ @ -).
+        #[arg(long)]
+        name: String,
+        /// service-desk, engineer, ig-auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// Directory to write ca.pem, cert.pem and key.pem into.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +117,9 @@ enum TokenCommand {
         /// How long the token stays valid (e.g. 30m, 24h, 7d); server default if omitted.
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
+        /// Bind the token to the register entry with this asset tag.
+        #[arg(long)]
+        asset_tag: Option<String>,
     },
 }
 
@@ -78,10 +137,88 @@ enum DeviceCommand {
         /// Only devices that have not checked in for at least this many days.
         #[arg(long, value_name = "DAYS")]
         stale: Option<u32>,
+        /// Print CSV instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Only devices in this lifecycle state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only devices at this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only devices whose model contains this.
+        #[arg(long)]
+        model: Option<String>,
     },
-    /// Show one device (by id, hostname or serial) and its latest report.
+    /// Add a machine to the register before it enrols (engineer or admin).
+    Add {
+        /// System serial number.
+        #[arg(long)]
+        serial: String,
+        /// Asset tag.
+        #[arg(long)]
+        asset_tag: String,
+        /// Model.
+        #[arg(long)]
+        model: String,
+        /// Supplier.
+        #[arg(long)]
+        supplier: Option<String>,
+        /// Purchase order reference.
+        #[arg(long)]
+        order_ref: Option<String>,
+        /// Site.
+        #[arg(long)]
+        site: Option<String>,
+        /// ordered or in_stock.
+        #[arg(long, default_value = "ordered")]
+        state: String,
+    },
+    /// Import machines from a CSV file, all or none (engineer or admin).
+    Import {
+        /// CSV with a header row: serial, asset_tag, model [, supplier, order_ref, site, state].
+        file: PathBuf,
+    },
+    /// Move a device through its lifecycle (engineer or admin).
+    Transition {
+        /// Device id, hostname, serial, asset tag or MAC.
+        query: String,
+        /// The state to move to.
+        state: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// Deploy despite the encryption guard, for this reason (audited).
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
+        /// Site it is now at.
+        #[arg(long)]
+        site: Option<String>,
+        /// Ward it is now on.
+        #[arg(long)]
+        ward: Option<String>,
+        /// Who has it now.
+        #[arg(long)]
+        assigned_to: Option<String>,
+    },
+    /// Add a note to a device's history (service desk, engineer or admin).
+    Note {
+        /// Device id, hostname, serial, asset tag or MAC.
+        query: String,
+        /// The note.
+        text: String,
+    },
+    /// One device's audit events, newest first.
+    History {
+        /// Device id, hostname, serial, asset tag or MAC.
+        query: String,
+        /// Print the events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device (by id, hostname, serial, asset tag or MAC) and its latest report.
     Show {
-        /// Device id, hostname or serial.
+        /// Device id, hostname, serial, asset tag or MAC.
         query: String,
         /// Print JSON.
         #[arg(long)]
@@ -117,19 +254,58 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Offline commands need no server.
+    match &args.command {
+        Command::Audit(AuditCommand::Verify { dir, checkpoint }) => {
+            let outcome = ctl::verify_export_dir(dir, checkpoint.as_deref())?;
+            for problem in &outcome.problems {
+                outln!("FAIL {problem}");
+            }
+            if outcome.n_more_problems > 0 {
+                outln!("FAIL ... and {} more problems", outcome.n_more_problems);
+            }
+            if let Some(first) = outcome.problems.first() {
+                anyhow::bail!("the audit trail does not verify: {first}");
+            }
+            outln!(
+                "OK {} events; {} checkpoints verified (latest covers {} events); root {}",
+                outcome.n_events,
+                outcome.n_checkpoints_ok,
+                outcome.latest_checkpoint_size.unwrap_or(0),
+                outcome.root.map(hex::encode).unwrap_or_default()
+            );
+            if checkpoint.is_some() {
+                outln!("OK consistent with the kept checkpoint");
+            }
+            return Ok(());
+        }
+        Command::Audit(AuditCommand::VerifyProof { file, key }) => {
+            outln!("OK {}", ctl::verify_proof_file(file, key)?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let server = args.server.context("no server given: use --server URL or set CUSTODIAN_SERVER")?;
     let identity = args.identity.context("no operator identity given: use --identity DIR or set CUSTODIAN_IDENTITY")?;
     let mut ctl = Ctl::connect(&server, &identity).await?;
     match args.command {
-        Command::Token(TokenCommand::Create { site, ttl }) => {
-            let token = ctl.create_token(site, ttl).await?;
+        Command::Token(TokenCommand::Create { site, ttl, asset_tag }) => {
+            let token = ctl.create_token_for(site, ttl, asset_tag).await?;
             outln!("{}", token.token);
             eprintln!("one-time enrolment token; expires {}", ctl::format_time(token.expires_at_ms));
         }
-        Command::Device(DeviceCommand::List { json, noncompliant, stale }) => {
-            let filter = custodian_proto::v1::ListDevicesRequest { stale_days: stale.unwrap_or(0), noncompliant };
-            let devices = ctl.list_devices(filter).await?;
-            if json {
+        Command::Device(DeviceCommand::List { json, csv, state, site, model, noncompliant, stale }) => {
+            let req = custodian_proto::v1::ListDevicesRequest {
+                stale_days: stale.unwrap_or(0),
+                noncompliant,
+                state: state.unwrap_or_default(),
+                site: site.unwrap_or_default(),
+                model: model.unwrap_or_default(),
+            };
+            let devices = ctl.list_devices(req).await?;
+            if csv {
+                out!("{}", ctl::render_device_list_csv(&devices));
+            } else if json {
                 outln!("{}", ctl::render_device_list_json(&devices));
             } else {
                 out!("{}", ctl::render_device_list(&devices));
@@ -147,6 +323,94 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let device = ctl.revoke_device(&query, &reason).await?;
             outln!("revoked device {} ({}); its next call will be refused", device.device_id, device.hostname);
         }
+        Command::Device(DeviceCommand::Add { serial, asset_tag, model, supplier, order_ref, site, state }) => {
+            let device = custodian_proto::v1::NewDevice {
+                line: 0,
+                serial,
+                asset_tag,
+                model,
+                supplier: supplier.unwrap_or_default(),
+                order_ref: order_ref.unwrap_or_default(),
+                site: site.unwrap_or_default(),
+                state,
+            };
+            for d in ctl.add_devices(vec![device], "device add").await? {
+                outln!(
+                    "added device {} (asset tag {}, serial {}) in state {}",
+                    d.device_id,
+                    d.asset_tag,
+                    d.serial,
+                    d.state
+                );
+            }
+        }
+        Command::Device(DeviceCommand::Import { file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+            let devices = ctl::parse_device_csv(&text)?;
+            let source =
+                format!("import {}", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            let added = ctl.add_devices(devices, &source).await?;
+            outln!("imported {} devices from {}", added.len(), file.display());
+        }
+        Command::Device(DeviceCommand::Transition {
+            query,
+            state,
+            reason,
+            override_reason,
+            site,
+            ward,
+            assigned_to,
+        }) => {
+            let req = custodian_proto::v1::TransitionDeviceRequest {
+                query,
+                state,
+                reason,
+                override_reason: override_reason.unwrap_or_default(),
+                site: site.unwrap_or_default(),
+                ward: ward.unwrap_or_default(),
+                assigned_to: assigned_to.unwrap_or_default(),
+            };
+            let res = ctl.transition(req).await?;
+            if let Some(d) = res.device {
+                outln!("device {} is now {} (audit event {})", d.device_id, d.state, res.audit_seq);
+            }
+        }
+        Command::Device(DeviceCommand::Note { query, text }) => {
+            let res = ctl.add_note(&query, &text).await?;
+            outln!("note added to device {} (audit event {})", res.device_id, res.audit_seq);
+        }
+        Command::Device(DeviceCommand::History { query, json }) => {
+            let (device_id, events) = ctl.history(&query).await?;
+            if json {
+                for event in &events {
+                    outln!("{}", String::from_utf8_lossy(&event.to_bytes()));
+                }
+            } else {
+                out!("{}", ctl::render_history(&device_id, &events));
+            }
+        }
+        Command::Audit(AuditCommand::Export { out }) => {
+            let summary = ctl.export_audit(&out).await?;
+            outln!(
+                "exported {} events and {} checkpoints to {}",
+                summary.n_events,
+                summary.n_checkpoints,
+                out.display()
+            );
+        }
+        Command::Audit(AuditCommand::Prove { seq }) => {
+            outln!("{}", ctl.prove(seq).await?);
+        }
+        Command::Audit(AuditCommand::Verify { .. } | AuditCommand::VerifyProof { .. }) => {
+            unreachable!("offline commands return before connecting")
+        }
+        Command::Operator(OperatorCommand::Issue { name, role, out }) => {
+            let res = ctl.issue_operator(&name, &role).await?;
+            ctl::write_identity(&out, &res)?;
+            outln!("issued operator {name} ({role}) into {}", out.display());
+            outln!("certificate expires at {}", ctl::format_time(res.not_after_ms));
+        }
+        Command::Rollout(command) => ctl::run_rollout(&ctl, command).await?,
     }
     Ok(())
 }

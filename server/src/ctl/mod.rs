@@ -2,7 +2,10 @@
 //! calling the Operator service, and rendering what comes back for a
 //! terminal or as JSON.
 
+mod audit;
+mod lifecycle;
 mod render;
+mod rollout;
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,13 +16,17 @@ use custodian_proto::v1 as pb;
 use pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
+pub use audit::{verify_export_dir, verify_proof_file};
+pub use lifecycle::{parse_device_csv, render_device_list_csv, render_history, write_identity};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
+pub use rollout::{RolloutCommand, run_rollout};
 
 use crate::operators::{IDENTITY_CA, IDENTITY_CERT, IDENTITY_KEY};
 
 /// An operator's connection to the server.
 pub struct Ctl {
     client: OperatorClient<Channel>,
+    channel: Channel,
 }
 
 impl Ctl {
@@ -32,7 +39,7 @@ impl Ctl {
         };
         let (ca, cert, key) = (read(IDENTITY_CA)?, read(IDENTITY_CERT)?, read(IDENTITY_KEY)?);
         let channel = connect(server, &ca, Some(ClientIdentity { cert_pem: &cert, key_pem: &key })).await?;
-        Ok(Self { client: OperatorClient::new(channel) })
+        Ok(Self { client: OperatorClient::new(channel.clone()), channel })
     }
 
     /// Creates an enrolment token.
@@ -44,6 +51,7 @@ impl Ctl {
         let req = pb::CreateEnrollmentTokenRequest {
             site: site.unwrap_or_default(),
             ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
+            ..Default::default()
         };
         Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
     }

@@ -58,7 +58,11 @@ pub fn render_device_list(devices: &[pb::DeviceSummary]) -> String {
             or_dash(&d.serial).to_owned(),
             or_dash(&d.model).to_owned(),
             format_time(d.last_seen_ms),
-            if d.revocation.is_some() { "revoked".to_owned() } else { "active".to_owned() },
+            if d.revocation.is_some() {
+                format!("{} (revoked)", or_dash(&d.state))
+            } else {
+                or_dash(&d.state).to_owned()
+            },
             d.encryption_compliance.as_ref().map_or("-".to_owned(), |v| v.state.clone()),
         ]);
     }
@@ -87,6 +91,14 @@ fn device_json(d: &pb::DeviceSummary) -> Value {
         "n_reports": d.n_reports,
         "cert_not_after": format_time(d.cert_not_after_ms),
         "public_key": d.public_key_hex,
+        "state": d.state,
+        "asset_tag": d.asset_tag,
+        "ward": d.ward,
+        "assigned_to": d.assigned_to,
+        "supplier": d.supplier,
+        "order_ref": d.order_ref,
+        "registered_model": d.registered_model,
+        "macs": d.macs,
         "revocation": d.revocation.as_ref().map(|r| json!({
             "revoked_at": format_time(r.revoked_at_ms),
             "revoked_by": r.revoked_by,
@@ -123,6 +135,11 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
     field("model", or_dash(&d.model));
     field("site", or_dash(&d.site));
     field("status", &status(d));
+    field("state", or_dash(&d.state));
+    field("asset tag", or_dash(&d.asset_tag));
+    field("ward", or_dash(&d.ward));
+    field("assigned to", or_dash(&d.assigned_to));
+    field("MACs", &if d.macs.is_empty() { "-".to_owned() } else { d.macs.join(", ") });
     field("enrolled", &format_time(d.enrolled_at_ms));
     field("last seen", &format_time(d.last_seen_ms));
     field("reports", &format!("{} (last seq {})", d.n_reports, d.last_seq));

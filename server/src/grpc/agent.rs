@@ -143,6 +143,13 @@ fn active_device(shared: &Shared, device_id: DeviceId) -> Result<DeviceRecord, S
         warn!(%device_id, reason = %revocation.reason, "refused a call from a revoked device");
         return Err(Status::permission_denied(format!("device {device_id} has been revoked; it must be re-enrolled")));
     }
+    if device.state.refuses_device() {
+        warn!(%device_id, state = %device.state, "refused a call from a lost or disposed device");
+        return Err(Status::permission_denied(format!(
+            "device {device_id} is {}; its certificate is refused",
+            device.state
+        )));
+    }
     Ok(device)
 }
 

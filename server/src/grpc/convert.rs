@@ -25,6 +25,16 @@ pub(super) fn to_pb_device(device: &DeviceRecord) -> pb::DeviceSummary {
         public_key_hex: hex::encode(device.public_key),
         encryption_compliance: None,
         last_inventory_ms: 0,
+        state: device.state.as_str().to_owned(),
+        asset_tag: device.asset_tag.clone().unwrap_or_default(),
+        ward: device.ward.clone().unwrap_or_default(),
+        assigned_to: device.assigned_to.clone().unwrap_or_default(),
+        supplier: device.supplier.clone().unwrap_or_default(),
+        order_ref: device.order_ref.clone().unwrap_or_default(),
+        registered_model: device.registered_model.clone().unwrap_or_default(),
+        macs: device.macs.clone(),
+        registered_at_ms: device.registered_at_ms.unwrap_or(0),
+        state_changed_at_ms: device.state_changed_at_ms.unwrap_or(0),
     }
 }
 

@@ -34,28 +34,28 @@ impl pb::enrollment_server::Enrollment for EnrollmentService {
         let token_hash = crate::token::hash(&req.token);
         let now = custodian_proto::now_ms();
         // Check the token before the CA signs anything for this caller.
-        if let Err(e) = shared.store.check_token(&token_hash, now) {
-            warn!(?remote, %hostname, error = %e, "enrolment refused");
-            return Err(e.into());
-        }
-        let device_id = DeviceId::random();
-        let (cert, key) = shared.ca.issue_device_cert(&req.csr_pem, device_id, shared.config.device_cert_lifetime)?;
-        let device = DeviceRecord {
-            device_id,
-            public_key: key.to_bytes(),
-            hostname: hostname.to_owned(),
-            serial: (!serial.is_empty()).then(|| serial.to_owned()),
-            vendor: None,
-            model: None,
-            site: None,
-            enrolled_at_ms: now,
-            last_seen_ms: None,
-            last_seq: 0,
-            n_reports: 0,
-            cert_not_after_ms: cert.not_after_ms,
-            revocation: None,
+        let token = match shared.store.check_token(&token_hash, now) {
+            Ok(token) => token,
+            Err(e) => {
+                warn!(?remote, %hostname, error = %e, "enrolment refused");
+                return Err(e.into());
+            }
         };
-        let device = match shared.store.enroll(&token_hash, now, device) {
+        // A machine already in the register keeps its id, so its certificate
+        // names the id the register uses.
+        let serial_opt = (!serial.is_empty()).then_some(serial);
+        let register_match = match shared.store.register_match(serial_opt, token.asset_tag.as_deref())? {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(?remote, %hostname, error = %e, "enrolment refused");
+                return Err(e.into());
+            }
+        };
+        let device_id = register_match.unwrap_or_else(DeviceId::random);
+        let (cert, key) = shared.ca.issue_device_cert(&req.csr_pem, device_id, shared.config.device_cert_lifetime)?;
+        let serial = (!serial.is_empty()).then_some(serial);
+        let device = DeviceRecord::enrolled(device_id, key.to_bytes(), hostname, serial, now, cert.not_after_ms);
+        let device = match shared.store.enroll(&token_hash, now, device, register_match) {
             Ok(device) => device,
             Err(e) => {
                 warn!(?remote, %hostname, error = %e, "enrolment refused");
@@ -63,7 +63,7 @@ impl pb::enrollment_server::Enrollment for EnrollmentService {
             }
         };
         shared.store.flush().await?;
-        info!(%device_id, hostname = %device.hostname, site = ?device.site, "device enrolled");
+        info!(%device_id, hostname = %device.hostname, site = ?device.site, state = %device.state, registered = register_match.is_some(), "device enrolled");
         Ok(Response::new(pb::EnrollResponse {
             device_id: device_id.to_string(),
             certificate_pem: cert.pem,

@@ -6,10 +6,13 @@
 //! (the `From` impls below); the detail is logged where it is handled.
 
 mod agent;
+mod audit;
 mod convert;
 mod enrollment;
 mod inventory;
+mod lifecycle;
 mod operator;
+mod rollout;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) ca: Ca,
     pub(crate) config: Config,
     pub(crate) intake: Intake,
+    pub(crate) signer: Arc<crate::audit::signer::CheckpointSigner>,
 }
 
 /// A bound server, ready to run.
@@ -49,7 +53,8 @@ impl Server {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let intake = Intake::start(store.clone());
-        Ok(Self { listener, shared: Arc::new(Shared { store, ca, config, intake }), tls })
+        let signer = Arc::new(crate::audit::signer::CheckpointSigner::load(data_dir)?);
+        Ok(Self { listener, shared: Arc::new(Shared { store, ca, config, intake, signer }), tls })
     }
 
     /// The address actually bound (useful with port 0).
@@ -63,6 +68,11 @@ impl Server {
         health_reporter.set_serving::<pb::agent_server::AgentServer<agent::AgentService>>().await;
         health_reporter.set_serving::<pb::operator_server::OperatorServer<operator::OperatorService>>().await;
         let store = self.shared.store.clone();
+        let checkpoints = tokio::spawn(crate::audit::signer::run(
+            store.clone(),
+            self.shared.signer.clone(),
+            self.shared.config.checkpoint_policy(),
+        ));
         let incoming = crate::tls::Incoming::new(self.listener, self.tls);
         tonic::transport::Server::builder()
             .add_service(health_service)
@@ -70,10 +80,14 @@ impl Server {
                 self.shared.clone(),
             )))
             .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
+            .add_service(pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone())))
+            .add_service(pb::audit_server::AuditServer::new(audit::AuditService(self.shared.clone())))
+            .add_service(pb::rollout_server::RolloutServer::new(rollout::RolloutService(self.shared.clone())))
             .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .context("serve gRPC")?;
+        checkpoints.abort();
         store.flush().await.context("flush store on shutdown")?;
         info!("server stopped");
         Ok(())
@@ -106,6 +120,10 @@ impl From<EnrollError> for Status {
             EnrollError::UnknownToken => Status::unauthenticated("unknown enrolment token"),
             EnrollError::TokenUsed { .. } => Status::unauthenticated("enrolment token already used; ask for a new one"),
             EnrollError::TokenExpired => Status::unauthenticated("enrolment token expired; ask for a new one"),
+            EnrollError::RegisterChanged => Status::aborted(e.to_string()),
+            EnrollError::SerialMismatch { .. } | EnrollError::AssetTagUnavailable(_) => {
+                Status::failed_precondition(e.to_string())
+            }
             EnrollError::Store(e) => e.into(),
         }
     }

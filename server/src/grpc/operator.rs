@@ -28,22 +28,7 @@ const MAX_SITE_LEN: usize = 128;
 impl OperatorService {
     /// The one device `query` names, or a clear refusal.
     fn find_one(&self, query: &str) -> Result<DeviceRecord, Status> {
-        let query = query.trim();
-        if query.is_empty() {
-            return Err(Status::invalid_argument("give a device id, hostname or serial"));
-        }
-        let mut devices = self.0.store.find_devices(query)?;
-        match devices.len() {
-            0 => Err(Status::not_found(format!("no device matches {query:?} (by id, hostname or serial)"))),
-            1 => Ok(devices.remove(0)),
-            n => {
-                let ids: Vec<String> = devices.iter().map(|d| d.device_id.to_string()).collect();
-                Err(Status::failed_precondition(format!(
-                    "{query:?} matches {n} devices ({}); use a device id",
-                    ids.join(", ")
-                )))
-            }
-        }
+        super::lifecycle::find_one(&self.0, query)
     }
 }
 
@@ -80,6 +65,7 @@ impl pb::operator_server::Operator for OperatorService {
             created_by: operator.actor(),
             site: (!site.is_empty()).then(|| site.to_owned()),
             used: None,
+            asset_tag: super::lifecycle::token_asset_tag(&self.0, &req.asset_tag)?,
         };
         self.0.store.create_token(&crate::token::hash(&token), &record)?;
         self.0.store.flush().await?;
@@ -93,9 +79,10 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         peer_operator(&req, READERS)?;
         let req = req.into_inner();
+        let filter = super::lifecycle::DeviceFilter::from_request(&req)?;
         let now = custodian_proto::now_ms();
         let mut summaries = Vec::new();
-        for device in self.0.store.list_devices()? {
+        for device in self.0.store.list_devices_by_facets(|d| filter.matches(d))? {
             let mut summary = to_pb_device(&device);
             super::inventory::add_compliance(&self.0, &mut summary, &device)?;
             if super::inventory::passes(&summary, &req, now) {
@@ -129,6 +116,7 @@ impl pb::operator_server::Operator for OperatorService {
             latest_envelope: latest.as_ref().map(to_pb_envelope),
             latest_report,
             inventory_changes: changes.iter().map(super::inventory::to_pb_change).collect(),
+            allowed_states: device.state.allowed().iter().map(|s| s.as_str().to_owned()).collect(),
         }))
     }
 

@@ -13,8 +13,11 @@
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
 
+mod audit;
 pub mod inventory;
+mod lifecycle;
 mod records;
+mod rollout;
 
 use std::path::Path;
 
@@ -30,7 +33,13 @@ pub use records::{
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
+pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
+pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+pub use rollout::ChangeRolloutError;
+
+use crate::audit::event::{AuditEvent, EventKind, Evidence};
+use crate::lifecycle::LifecycleState;
 
 /// The schema version this build reads and writes.
 const SCHEMA_VERSION: u64 = 1;
@@ -84,6 +93,26 @@ pub enum EnrollError {
     /// The token has expired.
     #[error("enrolment token expired")]
     TokenExpired,
+    /// The register entry the machine was matched to changed, or was
+    /// enrolled by another machine, while this one enrolled.
+    #[error("the register entry for this machine changed during enrolment; try again")]
+    RegisterChanged,
+    /// The token is bound to an asset tag whose register entry names a
+    /// different serial number than the enrolling machine reports.
+    #[error(
+        "this token is for asset tag {asset_tag} (serial {registered}), but this machine reports serial {reported}"
+    )]
+    SerialMismatch {
+        /// The token's asset tag.
+        asset_tag: String,
+        /// The serial the register holds for it.
+        registered: String,
+        /// The serial the machine reports.
+        reported: String,
+    },
+    /// The token is bound to an asset tag that no unenrolled register entry has.
+    #[error("this token is for asset tag {0}, which has no unenrolled entry in the register")]
+    AssetTagUnavailable(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -132,6 +161,14 @@ pub enum CommitReportError {
     /// The device is revoked.
     #[error("device {0} is revoked")]
     Revoked(DeviceId),
+    /// The device is lost or disposed of; its certificate is refused.
+    #[error("device {device_id} is {state}; its certificate is refused")]
+    Refused {
+        /// The device.
+        device_id: DeviceId,
+        /// Its lifecycle state.
+        state: LifecycleState,
+    },
     /// The sequence number is not above the last accepted one and the bytes
     /// differ from what was accepted at that number.
     #[error("replayed or out-of-order report: seq {seq}, last accepted {last_seq}")]
@@ -154,6 +191,8 @@ pub struct Store {
     tokens: sled::Tree,
     inventory_latest: sled::Tree,
     inventory_changes: sled::Tree,
+    audit: sled::Tree,
+    audit_checkpoints: sled::Tree,
 }
 
 impl Store {
@@ -193,6 +232,8 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             inventory_latest: db.open_tree("inventory_latest")?,
             inventory_changes: db.open_tree("inventory_changes")?,
+            audit: db.open_tree("audit")?,
+            audit_checkpoints: db.open_tree("audit_checkpoints")?,
             db,
         })
     }
@@ -209,10 +250,25 @@ impl Store {
         Ok(())
     }
 
-    /// Records a new enrolment token under the hash of its secret.
+    /// Records a new enrolment token under the hash of its secret, with its
+    /// audit event.
     pub fn create_token(&self, token_hash: &[u8; 32], token: &TokenRecord) -> Result<(), StoreError> {
-        self.tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
-        Ok(())
+        let mut event = AuditEvent::new(token.created_at_ms, token.created_by.clone(), EventKind::TokenCreated, None)
+            .with_detail("expires_at_ms", token.expires_at_ms.to_string());
+        event.evidence.push(Evidence { name: "token_secret".to_owned(), sha256: hex::encode(token_hash) });
+        if let Some(site) = &token.site {
+            event = event.with_detail("site", site.clone());
+        }
+        if let Some(asset_tag) = &token.asset_tag {
+            event = event.with_detail("asset_tag", asset_tag.clone());
+        }
+        (&self.tokens, &self.audit)
+            .transaction(|(tokens, audit)| {
+                tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
+                audit::append(audit, event.clone())?;
+                Ok(())
+            })
+            .map_err(flatten_tx_error)
     }
 
     /// Checks that a token can be used at `now_ms`, without using it.
@@ -223,16 +279,19 @@ impl Store {
         Ok(token)
     }
 
-    /// Uses the token and records the new device, in one transaction. The
-    /// device's site comes from the token.
+    /// Uses the token and records the new device, in one transaction with its
+    /// audit event. The device's site comes from the token. With
+    /// `register_match`, the device takes over that unenrolled register entry
+    /// (and its id, which `device.device_id` must already be).
     pub fn enroll(
         &self,
         token_hash: &[u8; 32],
         now_ms: i64,
         device: DeviceRecord,
+        register_match: Option<DeviceId>,
     ) -> Result<DeviceRecord, EnrollError> {
-        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial).transaction(
-            |(tokens, devices, idx_hostname, idx_serial)| {
+        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
+            |(tokens, devices, idx_hostname, idx_serial, audit)| {
                 let token =
                     tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
                 let mut token: TokenRecord = decode::<VersionedToken>("tokens", &token)
@@ -241,8 +300,45 @@ impl Store {
                 check_token(&token, now_ms).map_err(ConflictableTransactionError::Abort)?;
                 token.used = Some(TokenUse { at_ms: now_ms, device_id: device.device_id });
                 tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
-                let device = DeviceRecord { site: token.site.clone(), ..device.clone() };
-                put_device(devices, idx_hostname, idx_serial, None, &device)?;
+                let existing = match register_match {
+                    None => None,
+                    Some(device_id) => {
+                        let bytes = devices
+                            .get(device_id.as_bytes())?
+                            .ok_or(ConflictableTransactionError::Abort(EnrollError::RegisterChanged))?;
+                        let existing: DeviceRecord = decode::<VersionedDevice>("devices", &bytes)
+                            .map_err(|e| ConflictableTransactionError::Abort(e.into()))?
+                            .into();
+                        if existing.is_enrolled() || device_id != device.device_id {
+                            return Err(ConflictableTransactionError::Abort(EnrollError::RegisterChanged));
+                        }
+                        Some(existing)
+                    }
+                };
+                let (device, from) = lifecycle::enrolled_record(&device, existing.as_ref(), token.site.clone());
+                put_device(devices, idx_hostname, idx_serial, existing.as_ref(), &device)?;
+                let mut event = AuditEvent::new(
+                    now_ms,
+                    AuditEvent::device_actor(device.device_id),
+                    EventKind::DeviceEnrolled,
+                    Some(device.device_id),
+                )
+                .with_detail("hostname", device.hostname.clone())
+                .with_detail("token_created_by", token.created_by.clone());
+                event.evidence.push(Evidence::of("device_public_key", &device.public_key));
+                if let Some(serial) = &device.serial {
+                    event = event.with_detail("serial", serial.clone());
+                }
+                if existing.is_some() {
+                    event = event.with_detail("matched_register_entry", "true");
+                }
+                event.from = from.map(|s| s.as_str().to_owned());
+                event.to = Some(device.state.as_str().to_owned());
+                audit::append(audit, event).map_err(|e| match e {
+                    ConflictableTransactionError::Abort(e) => ConflictableTransactionError::Abort(e.into()),
+                    ConflictableTransactionError::Storage(e) => ConflictableTransactionError::Storage(e),
+                    ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
+                })?;
                 Ok(device)
             },
         );
@@ -302,13 +398,24 @@ impl Store {
         device_id: DeviceId,
         revocation: Revocation,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        self.update_device(device_id, |device| {
-            if device.revocation.is_some() {
-                return false;
-            }
-            device.revocation = Some(revocation.clone());
-            true
-        })
+        let event = AuditEvent::new(
+            revocation.revoked_at_ms,
+            revocation.revoked_by.clone(),
+            EventKind::DeviceRevoked,
+            Some(device_id),
+        )
+        .with_reason(revocation.reason.clone());
+        self.update_device_audited(
+            device_id,
+            |device| {
+                if device.revocation.is_some() {
+                    return false;
+                }
+                device.revocation = Some(revocation.clone());
+                true
+            },
+            Some(event),
+        )
     }
 
     /// Records a renewed certificate's expiry.
@@ -326,8 +433,19 @@ impl Store {
         device_id: DeviceId,
         change: impl Fn(&mut DeviceRecord) -> bool,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        let res =
-            (&self.devices, &self.idx_hostname, &self.idx_serial).transaction(|(devices, idx_hostname, idx_serial)| {
+        self.update_device_audited(device_id, change, None)
+    }
+
+    /// Changes a device and, if it changed and `event` is given, appends the
+    /// event in the same transaction.
+    fn update_device_audited(
+        &self,
+        device_id: DeviceId,
+        change: impl Fn(&mut DeviceRecord) -> bool,
+        event: Option<AuditEvent>,
+    ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
+            |(devices, idx_hostname, idx_serial, audit)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -337,9 +455,13 @@ impl Store {
                 let changed = change(&mut device);
                 if changed {
                     put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                    if let Some(event) = &event {
+                        audit::append(audit, event.clone())?;
+                    }
                 }
                 Ok(Some((device, changed)))
-            });
+            },
+        );
         res.map_err(flatten_tx_error)
     }
 
@@ -351,6 +473,18 @@ impl Store {
         report: &IncomingReport,
     ) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
         let key = report_key(report.device_id, report.seq);
+        let macs = match &report.content {
+            ReportContent::Inventory { inventory, .. } => lifecycle::macs_in_inventory(inventory),
+            ReportContent::Heartbeat { .. } => Vec::new(),
+        };
+        let mut event = AuditEvent::new(
+            report.envelope.received_at_ms,
+            AuditEvent::device_actor(report.device_id),
+            EventKind::ReportAccepted,
+            Some(report.device_id),
+        )
+        .with_detail("report_seq", report.seq.to_string());
+        event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
         let trees = (
             &self.devices,
             &self.idx_hostname,
@@ -358,9 +492,10 @@ impl Store {
             &self.reports,
             &self.inventory_latest,
             &self.inventory_changes,
+            &self.audit,
         );
-        let res =
-            trees.transaction(|(devices, idx_hostname, idx_serial, reports, inventory_latest, inventory_changes)| {
+        let res = trees.transaction(
+            |(devices, idx_hostname, idx_serial, reports, inventory_latest, inventory_changes, audit)| {
                 let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
                     return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
                 };
@@ -368,6 +503,9 @@ impl Store {
                     decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
                 if old.revocation.is_some() {
                     return Ok(Err(CommitReportError::Revoked(report.device_id)));
+                }
+                if old.state.refuses_device() {
+                    return Ok(Err(CommitReportError::Refused { device_id: report.device_id, state: old.state }));
                 }
                 if report.seq <= old.last_seq {
                     let same = match reports.get(key)? {
@@ -408,13 +546,23 @@ impl Store {
                     device.vendor = report.vendor.clone();
                     device.model = report.model.clone();
                 }
+                if !macs.is_empty() {
+                    device.macs = macs.clone();
+                }
                 put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                audit::append(audit, event.clone())?;
+                // Changes IG must see (a disk gone, encryption lost) are audit
+                // events of their own, in the same transaction.
+                for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {
+                    audit::append(audit, inventory_change_event(change))?;
+                }
                 Ok(Ok(if applied.wants_full_inventory {
                     CommitOutcome::AcceptedWantsInventory
                 } else {
                     CommitOutcome::Accepted
                 }))
-            });
+            },
+        );
         res.map_err(flatten_tx_error)
     }
 
@@ -443,6 +591,30 @@ impl Store {
     }
 }
 
+/// The audit event for a flagged inventory change.
+fn inventory_change_event(change: &InventoryChange) -> AuditEvent {
+    let c = &change.change;
+    let mut event = AuditEvent::new(
+        change.at_ms,
+        AuditEvent::device_actor(change.device_id),
+        EventKind::InventoryChanged,
+        Some(change.device_id),
+    )
+    .with_detail("report_seq", change.seq.to_string())
+    .with_detail("change", format!("{:?}", c.kind).to_lowercase())
+    .with_detail("subject", c.subject.clone());
+    if let Some(before) = &c.before {
+        event = event.with_detail("before", before.clone());
+    }
+    if let Some(after) = &c.after {
+        event = event.with_detail("after", after.clone());
+    }
+    if let Some(flag) = &c.flag {
+        event = event.with_reason(flag.clone());
+    }
+    event
+}
+
 fn check_token(token: &TokenRecord, now_ms: i64) -> Result<(), EnrollError> {
     if let Some(used) = &token.used {
         return Err(EnrollError::TokenUsed { device_id: used.device_id });
@@ -462,19 +634,23 @@ fn put_device(
     device: &DeviceRecord,
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
     let id = device.device_id;
-    if let Some(old) = old {
-        if old.hostname != device.hostname {
-            idx_hostname.remove(index_key(&old.hostname, id))?;
-        }
-        if let Some(serial) = old.serial.as_deref().filter(|s| Some(*s) != device.serial.as_deref()) {
-            idx_serial.remove(index_key(serial, id))?;
-        }
+    if let Some(old) = old
+        && old.hostname != device.hostname
+    {
+        idx_hostname.remove(index_key(&old.hostname, id))?;
+    }
+    // `idx_serial` indexes every identifier but the hostname: the serial,
+    // the asset tag and the MAC addresses.
+    let new_ids = lifecycle::identifiers(device);
+    let old_ids = old.map(lifecycle::identifiers).unwrap_or_default();
+    for gone in old_ids.difference(&new_ids) {
+        idx_serial.remove(index_key(gone, id))?;
     }
     if old.is_none_or(|old| old.hostname != device.hostname) {
         idx_hostname.insert(index_key(&device.hostname, id), &[])?;
     }
-    if let Some(serial) = device.serial.as_deref().filter(|s| old.is_none_or(|old| old.serial.as_deref() != Some(*s))) {
-        idx_serial.insert(index_key(serial, id), &[])?;
+    for added in new_ids.difference(&old_ids) {
+        idx_serial.insert(index_key(added, id), &[])?;
     }
     devices.insert(id.as_bytes(), encode(&VersionedDevice::V1(device.clone())))?;
     Ok(())

@@ -5,6 +5,8 @@
 use custodian_proto::identity::DeviceId;
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::LifecycleState;
+
 /// A device in the register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRecordV1 {
@@ -34,6 +36,85 @@ pub struct DeviceRecordV1 {
     pub cert_not_after_ms: i64,
     /// Set once the device is revoked; its calls are refused from then on.
     pub revocation: Option<RevocationV1>,
+    /// Where it is in its lifecycle. Records from before the lifecycle
+    /// existed were all enrolled machines, so they read as `staged`.
+    #[serde(default = "staged")]
+    pub state: LifecycleState,
+    /// The organisation's asset tag, from the register.
+    #[serde(default)]
+    pub asset_tag: Option<String>,
+    /// The model as registered (purchase order), which reports do not overwrite.
+    #[serde(default)]
+    pub registered_model: Option<String>,
+    /// Supplier, from the register.
+    #[serde(default)]
+    pub supplier: Option<String>,
+    /// Purchase order reference, from the register.
+    #[serde(default)]
+    pub order_ref: Option<String>,
+    /// Ward (where at the site), set by transitions.
+    #[serde(default)]
+    pub ward: Option<String>,
+    /// Who has it, set by transitions.
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    /// MAC addresses from the latest report's network interfaces, lowercase.
+    #[serde(default)]
+    pub macs: Vec<String>,
+    /// When it was added to the register before enrolment, Unix ms.
+    #[serde(default)]
+    pub registered_at_ms: Option<i64>,
+    /// When its lifecycle state last changed, Unix ms.
+    #[serde(default)]
+    pub state_changed_at_ms: Option<i64>,
+}
+
+fn staged() -> LifecycleState {
+    LifecycleState::Staged
+}
+
+impl DeviceRecordV1 {
+    /// A device that has just enrolled (state `staged`), before any report.
+    pub fn enrolled(
+        device_id: DeviceId,
+        public_key: [u8; 32],
+        hostname: &str,
+        serial: Option<&str>,
+        now_ms: i64,
+        cert_not_after_ms: i64,
+    ) -> Self {
+        Self {
+            device_id,
+            public_key,
+            hostname: hostname.to_owned(),
+            serial: serial.map(str::to_owned),
+            vendor: None,
+            model: None,
+            site: None,
+            enrolled_at_ms: now_ms,
+            last_seen_ms: None,
+            last_seq: 0,
+            n_reports: 0,
+            cert_not_after_ms,
+            revocation: None,
+            state: crate::lifecycle::LifecycleState::Staged,
+            asset_tag: None,
+            registered_model: None,
+            supplier: None,
+            order_ref: None,
+            ward: None,
+            assigned_to: None,
+            macs: Vec::new(),
+            registered_at_ms: None,
+            state_changed_at_ms: Some(now_ms),
+        }
+    }
+
+    /// Whether an agent has enrolled as this device (register entries made
+    /// before enrolment have no key yet).
+    pub fn is_enrolled(&self) -> bool {
+        self.enrolled_at_ms != 0
+    }
 }
 
 /// Why and by whom a device was revoked.
@@ -60,6 +141,9 @@ pub struct TokenRecordV1 {
     pub site: Option<String>,
     /// Set once a device has enrolled with it.
     pub used: Option<TokenUseV1>,
+    /// The asset tag of the register entry a machine enrolling with this token becomes.
+    #[serde(default)]
+    pub asset_tag: Option<String>,
 }
 
 /// When a token was used and by which device.

@@ -19,31 +19,18 @@ fn token(expires_at_ms: i64) -> TokenRecord {
         created_by: "alice (engineer)".to_owned(),
         site: Some("St Elsewhere".to_owned()),
         used: None,
+        asset_tag: None,
     }
 }
 
 fn device(hostname: &str, serial: Option<&str>) -> DeviceRecord {
-    DeviceRecord {
-        device_id: DeviceId::random(),
-        public_key: [7; 32],
-        hostname: hostname.to_owned(),
-        serial: serial.map(str::to_owned),
-        vendor: None,
-        model: None,
-        site: None,
-        enrolled_at_ms: NOW,
-        last_seen_ms: None,
-        last_seq: 0,
-        n_reports: 0,
-        cert_not_after_ms: NOW + 1000,
-        revocation: None,
-    }
+    DeviceRecord::enrolled(DeviceId::random(), [7; 32], hostname, serial, NOW, NOW + 1000)
 }
 
 fn enrolled(store: &Store, hostname: &str, serial: Option<&str>) -> DeviceRecord {
     let hash = [hostname.len() as u8; 32];
     store.create_token(&hash, &token(NOW + 1000)).unwrap();
-    store.enroll(&hash, NOW, device(hostname, serial)).unwrap()
+    store.enroll(&hash, NOW, device(hostname, serial), None).unwrap()
 }
 
 fn report(device_id: DeviceId, seq: u64, payload: &[u8], hostname: &str, serial: Option<&str>) -> IncomingReport {
@@ -72,9 +59,9 @@ fn a_token_enrols_once_and_gives_the_device_its_site() {
     let (_dir, store) = store();
     let hash = [1; 32];
     store.create_token(&hash, &token(NOW + 1000)).unwrap();
-    let first = store.enroll(&hash, NOW, device("pc1", None)).unwrap();
+    let first = store.enroll(&hash, NOW, device("pc1", None), None).unwrap();
     assert_eq!(first.site.as_deref(), Some("St Elsewhere"));
-    let err = store.enroll(&hash, NOW, device("pc2", None)).unwrap_err();
+    let err = store.enroll(&hash, NOW, device("pc2", None), None).unwrap_err();
     assert!(matches!(err, EnrollError::TokenUsed { device_id } if device_id == first.device_id), "{err}");
     // Nothing was written for the refused enrolment.
     assert_eq!(store.list_devices().unwrap().len(), 1);
@@ -86,7 +73,7 @@ fn expired_and_unknown_tokens_are_refused() {
     let (_dir, store) = store();
     store.create_token(&[1; 32], &token(NOW)).unwrap();
     assert!(matches!(store.check_token(&[1; 32], NOW), Err(EnrollError::TokenExpired)));
-    assert!(matches!(store.enroll(&[1; 32], NOW, device("pc", None)), Err(EnrollError::TokenExpired)));
+    assert!(matches!(store.enroll(&[1; 32], NOW, device("pc", None), None), Err(EnrollError::TokenExpired)));
     assert!(matches!(store.check_token(&[2; 32], NOW), Err(EnrollError::UnknownToken)));
     assert!(store.list_devices().unwrap().is_empty());
 }

@@ -16,7 +16,10 @@ fn filters_combine() {
     let now = 100 * DAY_MS;
     #[track_caller]
     fn check(summary: &pb::DeviceSummary, stale_days: u32, noncompliant: bool, now: i64, expect: bool) {
-        assert_eq!(passes(summary, &pb::ListDevicesRequest { stale_days, noncompliant }, now), expect);
+        assert_eq!(
+            passes(summary, &pb::ListDevicesRequest { stale_days, noncompliant, ..Default::default() }, now),
+            expect
+        );
     }
     let fresh_compliant = summary(now - DAY_MS / 2, "compliant");
     let old_noncompliant = summary(now - 10 * DAY_MS, "noncompliant");

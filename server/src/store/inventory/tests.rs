@@ -9,26 +9,18 @@ use crate::store::{CommitOutcome, DeviceRecord, IncomingReport, StoredEnvelope, 
 fn enrolled_store() -> (tempfile::TempDir, Store, DeviceId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
-    let token =
-        TokenRecord { created_at_ms: 0, expires_at_ms: i64::MAX, created_by: "t".to_owned(), site: None, used: None };
+    let token = TokenRecord {
+        created_at_ms: 0,
+        expires_at_ms: i64::MAX,
+        created_by: "t".to_owned(),
+        site: None,
+        used: None,
+        asset_tag: None,
+    };
     store.create_token(&[7; 32], &token).unwrap();
     let device_id = DeviceId::random();
-    let device = DeviceRecord {
-        device_id,
-        public_key: [1; 32],
-        hostname: "ward7-pc03".to_owned(),
-        serial: None,
-        vendor: None,
-        model: None,
-        site: None,
-        enrolled_at_ms: 1,
-        last_seen_ms: None,
-        last_seq: 0,
-        n_reports: 0,
-        cert_not_after_ms: i64::MAX,
-        revocation: None,
-    };
-    store.enroll(&[7; 32], 1, device).unwrap();
+    let device = DeviceRecord::enrolled(device_id, [1; 32], "ward7-pc03", None, 1, i64::MAX);
+    store.enroll(&[7; 32], 1, device, None).unwrap();
     (dir, store, device_id)
 }
 

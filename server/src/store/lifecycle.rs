@@ -1,0 +1,412 @@
+//! The register and the lifecycle in the store: devices added before they
+//! enrol, matching an enrolling machine to its register entry, lifecycle
+//! transitions, and the identifiers a device is found by. Each change is
+//! written in one transaction with its audit event.
+
+use std::collections::BTreeSet;
+
+use custodian_proto::identity::DeviceId;
+use custodian_proto::v1 as pb;
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{
+    DeviceRecord, EnrollError, Store, StoreError, VersionedDevice, audit, decode, flatten_tx_error, put_device,
+};
+use crate::audit::event::{AuditEvent, EventKind};
+use crate::lifecycle::LifecycleState;
+
+/// A machine to add to the register, from `device add` or a CSV row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// The CSV line it came from (1-based, counting the header), if any.
+    pub line: Option<u64>,
+    /// System serial number.
+    pub serial: String,
+    /// Asset tag.
+    pub asset_tag: String,
+    /// Model.
+    pub model: String,
+    /// Supplier.
+    pub supplier: Option<String>,
+    /// Purchase order reference.
+    pub order_ref: Option<String>,
+    /// Site.
+    pub site: Option<String>,
+    /// `ordered` or `in_stock`.
+    pub state: LifecycleState,
+}
+
+/// Why nothing was added: every problem found, with its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("nothing was added: {}", problems.iter().map(|(line, p)| match line { Some(l) => format!("line {l}: {p}"), None => p.clone() }).collect::<Vec<_>>().join("; "))]
+pub struct AddDevicesError {
+    /// `(line, problem)` for each bad row.
+    pub problems: Vec<(Option<u64>, String)>,
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransitionOutcome {
+    /// The device moved; here it is now, and the audit event's sequence number.
+    Moved(Box<DeviceRecord>, u64),
+    /// The device was no longer in the expected state (someone moved it
+    /// meanwhile); nothing was written.
+    StateChanged(LifecycleState),
+}
+
+/// Attributes a transition sets (empty: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionAttributes {
+    /// Site.
+    pub site: Option<String>,
+    /// Ward.
+    pub ward: Option<String>,
+    /// Who has it.
+    pub assigned_to: Option<String>,
+}
+
+/// Every identifier but the hostname a device is found by, lowercase.
+pub(super) fn identifiers(device: &DeviceRecord) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for id in device.serial.iter().chain(device.asset_tag.iter()).chain(device.macs.iter()) {
+        let id = id.trim().to_lowercase();
+        if !id.is_empty() {
+            ids.insert(id);
+        }
+    }
+    ids
+}
+
+/// Normalises a MAC address to lowercase colon-separated form, if `text` is one.
+pub fn normalise_mac(text: &str) -> Option<String> {
+    let hex: String = text.chars().filter(|c| !matches!(c, ':' | '-' | '.')).collect();
+    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) || text.len() < 12 {
+        return None;
+    }
+    let hex = hex.to_lowercase();
+    Some(hex.as_bytes().chunks(2).map(|pair| String::from_utf8_lossy(pair).into_owned()).collect::<Vec<_>>().join(":"))
+}
+
+/// The MAC addresses in a (verified) report's inventory. Zero and empty
+/// addresses (loopback) are left out.
+pub(super) fn macs_in_inventory(inventory: &pb::Inventory) -> Vec<String> {
+    let mut macs: Vec<String> = inventory
+        .network
+        .iter()
+        .filter_map(|nic| normalise_mac(&nic.mac))
+        .filter(|mac| mac != "00:00:00:00:00:00")
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
+/// The record an enrolling machine gets: a new one in `staged`, or its
+/// register entry taken over (keeping the register's facts, and moving from
+/// `ordered` or `in_stock` to `staged`: it has been imaged and has an
+/// agent). Returns the record and the state it left, if it changed.
+pub(super) fn enrolled_record(
+    device: &DeviceRecord,
+    existing: Option<&DeviceRecord>,
+    token_site: Option<String>,
+) -> (DeviceRecord, Option<LifecycleState>) {
+    match existing {
+        None => (DeviceRecord { site: token_site, state: LifecycleState::Staged, ..device.clone() }, None),
+        Some(existing) => {
+            let state = match existing.state {
+                LifecycleState::Ordered | LifecycleState::InStock => LifecycleState::Staged,
+                other => other,
+            };
+            let merged = DeviceRecord {
+                public_key: device.public_key,
+                hostname: device.hostname.clone(),
+                serial: device.serial.clone().or_else(|| existing.serial.clone()),
+                site: token_site.or_else(|| existing.site.clone()),
+                enrolled_at_ms: device.enrolled_at_ms,
+                cert_not_after_ms: device.cert_not_after_ms,
+                state,
+                state_changed_at_ms: if state != existing.state {
+                    Some(device.enrolled_at_ms)
+                } else {
+                    existing.state_changed_at_ms
+                },
+                ..existing.clone()
+            };
+            (merged, (state != existing.state).then_some(existing.state))
+        }
+    }
+}
+
+fn decode_borrowed<'a, T: serde::Deserialize<'a>>(tree: &'static str, bytes: &'a [u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Decode { tree, error: e.to_string() })
+}
+
+fn same(a: Option<&str>, b: &str) -> bool {
+    a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b.trim()))
+}
+
+/// The facets `device list` filters on, read from a stored record without
+/// decoding the rest of it.
+#[derive(Debug, serde::Deserialize)]
+pub struct DeviceFacets<'a> {
+    /// Lifecycle state.
+    #[serde(default = "staged")]
+    pub state: LifecycleState,
+    /// Site.
+    #[serde(borrow)]
+    pub site: Option<&'a str>,
+    /// Model from the latest report.
+    #[serde(borrow)]
+    pub model: Option<&'a str>,
+    /// Model as registered.
+    #[serde(default, borrow)]
+    pub registered_model: Option<&'a str>,
+}
+
+fn staged() -> LifecycleState {
+    LifecycleState::Staged
+}
+
+#[derive(serde::Deserialize)]
+enum VersionedFacets<'a> {
+    #[serde(borrow)]
+    V1(DeviceFacets<'a>),
+}
+
+impl Store {
+    /// Every device whose facets pass `filter`, ordered by hostname then id.
+    /// Only the records that pass are decoded in full, which keeps a
+    /// selective list fast on a large register.
+    pub fn list_devices_by_facets(
+        &self,
+        filter: impl Fn(&DeviceFacets<'_>) -> bool,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut devices = Vec::new();
+        for bytes in self.devices.iter().values() {
+            let bytes = bytes?;
+            let facets: VersionedFacets<'_> = decode_borrowed("devices", &bytes)?;
+            let VersionedFacets::V1(facets) = facets;
+            if filter(&facets) {
+                devices.push(decode::<VersionedDevice>("devices", &bytes)?.into());
+            }
+        }
+        devices.sort_by_cached_key(|d: &DeviceRecord| (d.hostname.to_lowercase(), d.device_id));
+        Ok(devices)
+    }
+
+    /// Every device that passes `filter`, ordered by hostname then id. Only
+    /// the devices that pass are sorted.
+    pub fn list_devices_where(&self, filter: impl Fn(&DeviceRecord) -> bool) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut devices = Vec::new();
+        for bytes in self.devices.iter().values() {
+            let device: DeviceRecord = decode::<VersionedDevice>("devices", &bytes?)?.into();
+            if filter(&device) {
+                devices.push(device);
+            }
+        }
+        devices.sort_by_cached_key(|d| (d.hostname.to_lowercase(), d.device_id));
+        Ok(devices)
+    }
+
+    /// The unenrolled register entry an enrolling machine becomes: the one
+    /// the token's asset tag names, else the one whose serial matches.
+    pub fn register_match(
+        &self,
+        serial: Option<&str>,
+        token_asset_tag: Option<&str>,
+    ) -> Result<Result<Option<DeviceId>, EnrollError>, StoreError> {
+        if let Some(tag) = token_asset_tag {
+            let found: Vec<DeviceRecord> = self
+                .find_devices(tag)?
+                .into_iter()
+                .filter(|d| !d.is_enrolled() && same(d.asset_tag.as_deref(), tag))
+                .collect();
+            let [device] = found.as_slice() else {
+                return Ok(Err(EnrollError::AssetTagUnavailable(tag.to_owned())));
+            };
+            if let (Some(registered), Some(reported)) = (device.serial.as_deref(), serial)
+                && !same(Some(registered), reported)
+            {
+                return Ok(Err(EnrollError::SerialMismatch {
+                    asset_tag: tag.to_owned(),
+                    registered: registered.to_owned(),
+                    reported: reported.to_owned(),
+                }));
+            }
+            return Ok(Ok(Some(device.device_id)));
+        }
+        let Some(serial) = serial.filter(|s| !s.trim().is_empty()) else {
+            return Ok(Ok(None));
+        };
+        let found: Vec<DeviceId> = self
+            .find_devices(serial)?
+            .into_iter()
+            .filter(|d| !d.is_enrolled() && same(d.serial.as_deref(), serial))
+            .map(|d| d.device_id)
+            .collect();
+        Ok(Ok(if found.len() == 1 { Some(found[0]) } else { None }))
+    }
+
+    /// Adds machines to the register, all or none, each with a
+    /// `device_added` event by `actor`. Every bad row is reported.
+    pub fn add_devices(
+        &self,
+        new: &[NewDevice],
+        actor: &str,
+        now_ms: i64,
+        source: &str,
+    ) -> Result<Result<Vec<DeviceRecord>, AddDevicesError>, StoreError> {
+        let mut problems = Vec::new();
+        let mut serials = BTreeSet::new();
+        let mut tags = BTreeSet::new();
+        for row in new {
+            let mut problem = |p: String| problems.push((row.line, p));
+            for (field, value) in [("serial", &row.serial), ("asset_tag", &row.asset_tag), ("model", &row.model)] {
+                if value.trim().is_empty() {
+                    problem(format!("{field} is empty"));
+                }
+            }
+            if !matches!(row.state, LifecycleState::Ordered | LifecycleState::InStock) {
+                problem(format!("state must be ordered or in_stock, not {}", row.state));
+            }
+            if !row.serial.trim().is_empty() && !serials.insert(row.serial.trim().to_lowercase()) {
+                problem(format!("serial {} appears twice", row.serial.trim()));
+            }
+            if !row.asset_tag.trim().is_empty() && !tags.insert(row.asset_tag.trim().to_lowercase()) {
+                problem(format!("asset tag {} appears twice", row.asset_tag.trim()));
+            }
+            if !row.serial.trim().is_empty()
+                && self.find_devices(&row.serial)?.iter().any(|d| same(d.serial.as_deref(), &row.serial))
+            {
+                problem(format!("a device with serial {} is already registered", row.serial.trim()));
+            }
+            if !row.asset_tag.trim().is_empty()
+                && self.find_devices(&row.asset_tag)?.iter().any(|d| same(d.asset_tag.as_deref(), &row.asset_tag))
+            {
+                problem(format!("a device with asset tag {} is already registered", row.asset_tag.trim()));
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Err(AddDevicesError { problems }));
+        }
+        let records: Vec<DeviceRecord> = new.iter().map(|row| registered_record(row, now_ms)).collect();
+        let events: Vec<AuditEvent> = new
+            .iter()
+            .zip(&records)
+            .map(|(row, record)| {
+                let mut event = AuditEvent::new(now_ms, actor, EventKind::DeviceAdded, Some(record.device_id))
+                    .with_detail("serial", row.serial.trim())
+                    .with_detail("asset_tag", row.asset_tag.trim())
+                    .with_detail("model", row.model.trim())
+                    .with_detail("source", source);
+                event.to = Some(row.state.as_str().to_owned());
+                for (key, value) in [("supplier", &row.supplier), ("order_ref", &row.order_ref), ("site", &row.site)] {
+                    if let Some(value) = value {
+                        event = event.with_detail(key, value.clone());
+                    }
+                }
+                if let Some(line) = row.line {
+                    event = event.with_detail("line", line.to_string());
+                }
+                event
+            })
+            .collect();
+        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit)
+            .transaction(|(devices, idx_hostname, idx_serial, audit_tree)| {
+                for (record, event) in records.iter().zip(&events) {
+                    put_device(devices, idx_hostname, idx_serial, None, record)?;
+                    audit::append(audit_tree, event.clone())?;
+                }
+                Ok(())
+            })
+            .map_err(flatten_tx_error)?;
+        Ok(Ok(records))
+    }
+
+    /// Moves a device from `expected` to `to`, setting `attributes`, with
+    /// `event` (whose `from`/`to` are filled in here), in one transaction.
+    /// Moving to `disposed` also revokes its certificate.
+    pub fn transition(
+        &self,
+        device_id: DeviceId,
+        expected: LifecycleState,
+        to: LifecycleState,
+        attributes: &TransitionAttributes,
+        event: AuditEvent,
+    ) -> Result<Option<TransitionOutcome>, StoreError> {
+        let mut event = event;
+        event.from = Some(expected.as_str().to_owned());
+        event.to = Some(to.as_str().to_owned());
+        for (key, value) in
+            [("site", &attributes.site), ("ward", &attributes.ward), ("assigned_to", &attributes.assigned_to)]
+        {
+            if let Some(value) = value {
+                event = event.with_detail(key, value.clone());
+            }
+        }
+        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit)
+            .transaction(|(devices, idx_hostname, idx_serial, audit_tree)| {
+                let Some(bytes) = devices.get(device_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let old: DeviceRecord =
+                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
+                if old.state != expected {
+                    return Ok(Some(TransitionOutcome::StateChanged(old.state)));
+                }
+                let mut device = old.clone();
+                device.state = to;
+                device.state_changed_at_ms = Some(event.time_ms);
+                if let Some(site) = &attributes.site {
+                    device.site = Some(site.clone());
+                }
+                if let Some(ward) = &attributes.ward {
+                    device.ward = Some(ward.clone());
+                }
+                if let Some(who) = &attributes.assigned_to {
+                    device.assigned_to = Some(who.clone());
+                }
+                if to == LifecycleState::Disposed && device.revocation.is_none() {
+                    device.revocation = Some(super::Revocation {
+                        revoked_at_ms: event.time_ms,
+                        revoked_by: event.actor.clone(),
+                        reason: "disposed".to_owned(),
+                    });
+                }
+                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                let seq = audit::append(audit_tree, event.clone())?;
+                Ok(Some(TransitionOutcome::Moved(Box::new(device), seq)))
+            })
+            .map_err(flatten_tx_error)
+    }
+}
+
+fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
+    let text = |s: &Option<String>| s.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    DeviceRecord {
+        device_id: DeviceId::random(),
+        public_key: [0; 32],
+        hostname: String::new(),
+        serial: Some(row.serial.trim().to_owned()),
+        vendor: None,
+        model: None,
+        site: text(&row.site),
+        enrolled_at_ms: 0,
+        last_seen_ms: None,
+        last_seq: 0,
+        n_reports: 0,
+        cert_not_after_ms: 0,
+        revocation: None,
+        state: row.state,
+        asset_tag: Some(row.asset_tag.trim().to_owned()),
+        registered_model: Some(row.model.trim().to_owned()),
+        supplier: text(&row.supplier),
+        order_ref: text(&row.order_ref),
+        ward: None,
+        assigned_to: None,
+        macs: Vec::new(),
+        registered_at_ms: Some(now_ms),
+        state_changed_at_ms: Some(now_ms),
+    }
+}

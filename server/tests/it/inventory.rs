@@ -1,0 +1,142 @@
+//! End-to-end check of inventory over the real binaries: a server, an agent
+//! reading fixture machines, and `custodianctl`, over mutual TLS on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// The server process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_custodian-server")).parent().unwrap().to_owned()
+}
+
+/// The agent binary, built next to the server's when it is not there yet.
+fn agent_bin() -> PathBuf {
+    let path = bin_dir().join("custodian-agent");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "custodian-agent", "--bin", "custodian-agent"]);
+        if bin_dir().ends_with("release") {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "build custodian-agent");
+    }
+    path
+}
+
+#[track_caller]
+fn run(cmd: &mut Command) -> String {
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/tests/fixtures").join(name)
+}
+
+#[test]
+fn device_show_has_disks_encryption_and_changes_after_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server_bin = env!("CARGO_BIN_EXE_custodian-server");
+    let ctl_bin = env!("CARGO_BIN_EXE_custodianctl");
+    run(Command::new(server_bin).args(["--log-level", "warn", "init", "--data-dir"]).arg(&data));
+    let admin = dir.path().join("admin");
+    run(Command::new(server_bin)
+        .args(["--log-level", "warn", "operator", "issue", "--name", "alice", "--role", "admin", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&admin));
+    let mut child = Command::new(server_bin)
+        .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _server = Server(child);
+    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("server printed {line:?}"));
+    let url = format!("https://{addr}");
+    let ctl = |args: &[&str]| run(Command::new(ctl_bin).args(["--server", &url, "--identity"]).arg(&admin).args(args));
+
+    // Enrol the laptop fixture: its first report is a full inventory.
+    let token = ctl(&["token", "create"]).trim().to_owned();
+    let state = dir.path().join("agent");
+    let agent = agent_bin();
+    let enrolled = run(Command::new(&agent)
+        .args(["--log-level", "warn", "--root"])
+        .arg(fixture("laptop-luks2-nvme"))
+        .args(["enroll", "--server", &url, "--ca"])
+        .arg(data.join("ca.pem"))
+        .args(["--token", &token, "--state-dir"])
+        .arg(&state));
+    let device_id = enrolled.lines().next().unwrap().strip_prefix("enrolled as device ").unwrap().to_owned();
+
+    let show = |query: &str| -> Value { serde_json::from_str(&ctl(&["device", "show", query, "--json"])).unwrap() };
+    let device = show(&device_id);
+    let disks = &device["latest_report"]["inventory"]["storage"];
+    assert_eq!(disks[0]["name"], "nvme0n1");
+    assert_eq!(disks[0]["serial"], "S4ENNF0N123456");
+    let root = &disks[0]["volumes"][2];
+    assert_eq!(root["encryption"]["state"], "encrypted", "{root}");
+    assert_eq!(root["encryption"]["scheme"], "luks2");
+    assert_eq!(root["encryption"]["cipher"], "aes-xts-plain64");
+    assert_eq!(root["encryption"]["key_size_bits"], 512);
+    assert_eq!(device["encryption_compliance"]["state"], "compliant");
+    assert_eq!(device["inventory_changes"][0]["subject"], "inventory");
+    let text = ctl(&["device", "show", &device_id]);
+    assert!(
+        text.contains("nvme0n1p3 475.5 GiB crypto_LUKS on /, [SWAP]: encrypted (LUKS2 aes-xts-plain64 512-bit)"),
+        "{text}"
+    );
+    assert!(text.contains("compliant: every fixed data volume is encrypted"), "{text}");
+
+    // The same machine now shows the desktop's disk: the NVMe disk is gone.
+    let report = |root: &str| {
+        run(Command::new(&agent)
+            .args(["--log-level", "warn", "--root"])
+            .arg(fixture(root))
+            .args(["report", "--state-dir"])
+            .arg(&state))
+    };
+    report("desktop-sata-plain");
+    let device = show(&device_id);
+    assert_eq!(device["encryption_compliance"]["state"], "noncompliant");
+    assert_eq!(device["encryption_compliance"]["unencrypted_volumes"], serde_json::json!(["sda1 (sda)", "sda5 (sda)"]));
+    let changes = device["inventory_changes"].as_array().unwrap();
+    let removed = changes.iter().find(|c| c["subject"] == "storage S4ENNF0N123456").unwrap();
+    assert_eq!(
+        (removed["kind"].as_str(), removed["flagged"].as_bool(), removed["seq"].as_u64()),
+        (Some("removed"), Some(true), Some(2))
+    );
+    assert!(ctl(&["device", "show", &device_id]).contains("REMOVED storage S4ENNF0N123456"));
+
+    // Unchanged: the next report is a heartbeat, and the inventory shown stays that of seq 2.
+    report("desktop-sata-plain");
+    let device = show(&device_id);
+    assert_eq!((device["last_seq"].as_u64(), device["latest_report"]["seq"].as_u64()), (Some(3), Some(2)));
+
+    let noncompliant: Value = serde_json::from_str(&ctl(&["device", "list", "--noncompliant", "--json"])).unwrap();
+    assert_eq!(noncompliant[0]["device_id"], device_id.as_str());
+    let stale: Value = serde_json::from_str(&ctl(&["device", "list", "--stale", "1", "--json"])).unwrap();
+    assert_eq!(stale, serde_json::json!([]));
+}
