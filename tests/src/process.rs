@@ -213,6 +213,7 @@ pub struct Running {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -220,9 +221,9 @@ impl Running {
     pub fn spawn(mut cmd: Command) -> Self {
         let what = describe(&cmd);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("failed to start `{what}`: {e}"));
-        let stdout = collect(child.stdout.take().expect("stdout is piped"));
-        let stderr = collect(child.stderr.take().expect("stderr is piped"));
-        Self { what, child, stdout, stderr }
+        let (stdout, stdout_reader) = collect(child.stdout.take().expect("stdout is piped"));
+        let (stderr, stderr_reader) = collect(child.stderr.take().expect("stderr is piped"));
+        Self { what, child, stdout, stderr, readers: vec![stdout_reader, stderr_reader] }
     }
 
     /// The child's process id.
@@ -281,11 +282,19 @@ impl Running {
 
     /// Waits for the child to exit.
     pub async fn wait(&mut self) -> ExitStatus {
-        match tokio::time::timeout(TIMEOUT, self.child.wait()).await {
+        let status = match tokio::time::timeout(TIMEOUT, self.child.wait()).await {
             Ok(Ok(status)) => status,
             Ok(Err(e)) => panic!("failed to wait for `{}`: {e}", self.what),
             Err(_) => panic!("`{}` did not exit within {TIMEOUT:?}\n{}", self.what, self.transcript()),
+        };
+        // The child has exited, but its last output may still be in the
+        // pipes: read them to the end so callers see everything it wrote.
+        for reader in self.readers.drain(..) {
+            if tokio::time::timeout(TIMEOUT, reader).await.is_err() {
+                panic!("`{}` exited but its output did not end within {TIMEOUT:?}", self.what);
+            }
         }
+        status
     }
 
     /// The child's output so far, for failure messages.
@@ -310,10 +319,10 @@ impl Drop for Running {
 }
 
 /// Copies `reader` into a shared buffer until it closes.
-fn collect(reader: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+fn collect(reader: impl AsyncRead + Unpin + Send + 'static) -> (Arc<Mutex<String>>, tokio::task::JoinHandle<()>) {
     let buffer = Arc::new(Mutex::new(String::new()));
     let sink = buffer.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let mut sink = sink.lock().expect("output buffer lock");
@@ -321,7 +330,7 @@ fn collect(reader: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>
             sink.push('\n');
         }
     });
-    buffer
+    (buffer, task)
 }
 
 /// Runs a system tool (not one of ours) and returns how it exited.
