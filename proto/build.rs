@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/custodian/v1/enrollment.proto",
         "proto/custodian/v1/agent.proto",
         "proto/custodian/v1/operator.proto",
+        "proto/custodian/v1/attestation.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().compile_fds(fds)?;
