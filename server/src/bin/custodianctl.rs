@@ -32,6 +32,28 @@ enum Command {
     /// The device register.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Wipe attestations.
+    #[command(subcommand)]
+    Attestations(AttestationsCommand),
+}
+
+#[derive(Subcommand)]
+enum AttestationsCommand {
+    /// Attestations whose disk serial is in no machine's latest inventory.
+    Unmatched {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What an enrolment token enrols.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenRole {
+    /// A workstation in the register.
+    Workstation,
+    /// A wipe station that wipes disks pulled from other machines.
+    WipeStation,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +66,9 @@ enum TokenCommand {
         /// How long the token stays valid (e.g. 30m, 24h, 7d); server default if omitted.
         #[arg(long, value_parser = humantime::parse_duration)]
         ttl: Option<Duration>,
+        /// What the enrolling machine is.
+        #[arg(long, value_enum, default_value = "workstation")]
+        role: TokenRole,
     },
 }
 
@@ -97,8 +122,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let identity = args.identity.context("no operator identity given: use --identity DIR or set CUSTODIAN_IDENTITY")?;
     let mut ctl = Ctl::connect(&server, &identity).await?;
     match args.command {
-        Command::Token(TokenCommand::Create { site, ttl }) => {
-            let token = ctl.create_token(site, ttl).await?;
+        Command::Token(TokenCommand::Create { site, ttl, role }) => {
+            let kind = match role {
+                TokenRole::Workstation => custodian_proto::v1::DeviceKind::Workstation,
+                TokenRole::WipeStation => custodian_proto::v1::DeviceKind::WipeStation,
+            };
+            let token = ctl.create_token_of_kind(site, ttl, kind).await?;
             println!("{}", token.token);
             eprintln!("one-time enrolment token; expires {}", ctl::format_time(token.expires_at_ms));
         }
@@ -116,6 +145,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 println!("{}", ctl::render_device_json(&device));
             } else {
                 print!("{}", ctl::render_device(&device));
+            }
+        }
+        Command::Attestations(AttestationsCommand::Unmatched { json }) => {
+            let list = ctl.unmatched_attestations().await?;
+            if json {
+                println!("{}", ctl::render_unmatched_json(&list));
+            } else {
+                print!("{}", ctl::render_unmatched(&list));
             }
         }
         Command::Device(DeviceCommand::Revoke { query, reason }) => {

@@ -2,6 +2,7 @@
 //! calling the Operator service, and rendering what comes back for a
 //! terminal or as JSON.
 
+mod attestation;
 mod render;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use custodian_proto::v1 as pb;
 use pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
+pub use attestation::{render_unmatched, render_unmatched_json};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
 
 use crate::operators::{IDENTITY_CA, IDENTITY_CERT, IDENTITY_KEY};
@@ -44,6 +46,7 @@ impl Ctl {
         let req = pb::CreateEnrollmentTokenRequest {
             site: site.unwrap_or_default(),
             ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
+            kind: pb::DeviceKind::Unspecified.into(),
         };
         Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
     }

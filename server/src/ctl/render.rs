@@ -136,6 +136,7 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
             let _ = writeln!(out, "No report received yet.");
         }
     }
+    super::attestation::render_disks(&res.disks, &mut out);
     out
 }
 
@@ -154,5 +155,6 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
             "inventory": custodian_proto::json::inventory(&inventory),
         });
     }
+    value["disks"] = super::attestation::disks_json(&res.disks);
     serde_json::to_string_pretty(&value).expect("JSON values always serialise")
 }

@@ -117,6 +117,10 @@ impl pb::agent_server::Agent for AgentService {
                 envelopes.len()
             )));
         }
+        if envelopes.iter().any(|e| e.payload_type == custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE) {
+            let results = super::attestation::submit_in_order(shared, &device, &key, envelopes).await?;
+            return Ok(Response::new(pb::SubmitReportsResponse { results }));
+        }
         let now = custodian_proto::now_ms();
         let mut results: Vec<Option<pb::EnvelopeResult>> = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());

@@ -23,6 +23,7 @@ pub(super) fn to_pb_device(device: &DeviceRecord) -> pb::DeviceSummary {
             reason: r.reason.clone(),
         }),
         public_key_hex: hex::encode(device.public_key),
+        kind: super::attestation::to_pb_kind(device.kind).into(),
     }
 }
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::Shared;
-use crate::store::DeviceRecord;
+use crate::store::{DeviceKind, DeviceRecord};
 
 pub(super) struct EnrollmentService(pub(super) Arc<Shared>);
 
@@ -54,6 +54,8 @@ impl pb::enrollment_server::Enrollment for EnrollmentService {
             n_reports: 0,
             cert_not_after_ms: cert.not_after_ms,
             revocation: None,
+            // The token decides the kind when the enrolment is recorded.
+            kind: DeviceKind::Workstation,
         };
         let device = match shared.store.enroll(&token_hash, now, device) {
             Ok(device) => device,

@@ -80,10 +80,11 @@ impl pb::operator_server::Operator for OperatorService {
             created_by: operator.actor(),
             site: (!site.is_empty()).then(|| site.to_owned()),
             used: None,
+            kind: super::attestation::from_pb_kind(req.kind)?,
         };
         self.0.store.create_token(&crate::token::hash(&token), &record)?;
         self.0.store.flush().await?;
-        info!(operator = %operator.actor(), site = ?record.site, expires_at_ms, "enrolment token created");
+        info!(operator = %operator.actor(), site = ?record.site, kind = ?record.kind, expires_at_ms, "enrolment token created");
         Ok(Response::new(pb::CreateEnrollmentTokenResponse { token, expires_at_ms }))
     }
 
@@ -114,6 +115,7 @@ impl pb::operator_server::Operator for OperatorService {
             device: Some(to_pb_device(&device)),
             latest_envelope: latest.as_ref().map(to_pb_envelope),
             latest_report,
+            disks: super::attestation::disks(&self.0, device.device_id)?,
         }))
     }
 
@@ -144,5 +146,13 @@ impl pb::operator_server::Operator for OperatorService {
         self.0.store.flush().await?;
         info!(device_id = %device.device_id, operator = %operator.actor(), %reason, "device revoked");
         Ok(Response::new(pb::RevokeDeviceResponse { device: Some(to_pb_device(&device)) }))
+    }
+
+    async fn list_unmatched_attestations(
+        &self,
+        req: Request<pb::ListUnmatchedAttestationsRequest>,
+    ) -> Result<Response<pb::ListUnmatchedAttestationsResponse>, Status> {
+        peer_operator(&req, READERS)?;
+        Ok(Response::new(super::attestation::unmatched(&self.0)?))
     }
 }

@@ -12,6 +12,7 @@
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
 
+pub mod attestation;
 mod records;
 
 use std::path::Path;
@@ -23,7 +24,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use records::{
-    DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
+    DeviceKind, DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
     TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
@@ -131,6 +132,8 @@ pub struct Store {
     idx_serial: sled::Tree,
     reports: sled::Tree,
     tokens: sled::Tree,
+    attestations: sled::Tree,
+    idx_attestation_serial: sled::Tree,
 }
 
 impl Store {
@@ -160,6 +163,8 @@ impl Store {
             idx_serial: db.open_tree("idx_serial")?,
             reports: db.open_tree("reports")?,
             tokens: db.open_tree("tokens")?,
+            attestations: db.open_tree(attestation::ATTESTATIONS_TREE)?,
+            idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
             db,
         })
     }
@@ -208,7 +213,7 @@ impl Store {
                 check_token(&token, now_ms).map_err(ConflictableTransactionError::Abort)?;
                 token.used = Some(TokenUse { at_ms: now_ms, device_id: device.device_id });
                 tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
-                let device = DeviceRecord { site: token.site.clone(), ..device.clone() };
+                let device = DeviceRecord { site: token.site.clone(), kind: token.kind, ..device.clone() };
                 put_device(devices, idx_hostname, idx_serial, None, &device)?;
                 Ok(device)
             },
@@ -329,22 +334,15 @@ impl Store {
                     return Ok(Err(CommitReportError::Revoked(report.device_id)));
                 }
                 if report.seq <= old.last_seq {
-                    let same = match reports.get(key)? {
-                        Some(stored) => {
-                            let stored: StoredEnvelope = decode::<VersionedEnvelope>("reports", &stored)
+                    let stored = match reports.get(key)? {
+                        Some(stored) => Some(
+                            decode::<VersionedEnvelope>("reports", &stored)
                                 .map_err(ConflictableTransactionError::Abort)?
-                                .into();
-                            stored.payload == report.envelope.payload
-                                && stored.signature == report.envelope.signature
-                                && stored.payload_type == report.envelope.payload_type
-                        }
-                        None => false,
+                                .into(),
+                        ),
+                        None => None,
                     };
-                    return Ok(if same {
-                        Ok(CommitOutcome::Duplicate)
-                    } else {
-                        Err(CommitReportError::Replayed { seq: report.seq, last_seq: old.last_seq })
-                    });
+                    return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, old.last_seq));
                 }
                 reports.insert(key.as_slice(), encode(&VersionedEnvelope::V1(report.envelope.clone())))?;
                 let mut device = old.clone();
@@ -387,6 +385,24 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The outcome for an envelope whose sequence number is at or below the
+/// device's last accepted one: a duplicate when `stored` (what was accepted
+/// at that number, in the same tree) is byte-identical, a replay otherwise.
+/// Reports and wipe attestations share the sequence and this rule.
+fn replay_outcome(
+    stored: Option<&StoredEnvelope>,
+    incoming: &StoredEnvelope,
+    seq: u64,
+    last_seq: u64,
+) -> Result<CommitOutcome, CommitReportError> {
+    let same = stored.is_some_and(|stored| {
+        stored.payload == incoming.payload
+            && stored.signature == incoming.signature
+            && stored.payload_type == incoming.payload_type
+    });
+    if same { Ok(CommitOutcome::Duplicate) } else { Err(CommitReportError::Replayed { seq, last_seq }) }
 }
 
 fn check_token(token: &TokenRecord, now_ms: i64) -> Result<(), EnrollError> {

@@ -34,6 +34,19 @@ pub struct DeviceRecordV1 {
     pub cert_not_after_ms: i64,
     /// Set once the device is revoked; its calls are refused from then on.
     pub revocation: Option<RevocationV1>,
+    /// Workstation or wipe station (records from before this field: workstation).
+    #[serde(default)]
+    pub kind: DeviceKind,
+}
+
+/// What an enrolled machine is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// A workstation in the register.
+    #[default]
+    Workstation,
+    /// A wipe station: attests to disks pulled from other machines.
+    WipeStation,
 }
 
 /// Why and by whom a device was revoked.
@@ -60,6 +73,9 @@ pub struct TokenRecordV1 {
     pub site: Option<String>,
     /// Set once a device has enrolled with it.
     pub used: Option<TokenUseV1>,
+    /// What the enrolling machine becomes (tokens from before this field: workstation).
+    #[serde(default)]
+    pub kind: DeviceKind,
 }
 
 /// When a token was used and by which device.
