@@ -3,6 +3,8 @@
 //! is played by this test (a CSR from rcgen, envelopes signed with
 //! ed25519-dalek), so altered and wrongly-signed attestations can be sent.
 
+#![allow(clippy::unwrap_used)] // A test binary: a failed unwrap is a failed test.
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
