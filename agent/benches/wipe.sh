@@ -37,13 +37,15 @@ timeit() { # name command...
     drop
     local t0 t1
     t0=$(date +%s.%N)
-    "$@" > /dev/null 2>&1
+    if ! "$@" > /tmp/wipe-bench-run.log 2>&1; then
+        echo "FAILED: $*"; cat /tmp/wipe-bench-run.log; exit 1
+    fi
     t1=$(date +%s.%N)
     rate[$name]=$(echo "scale=1; $mib / ($t1 - $t0)" | bc)
     printf '%-28s %8s MiB/s   (%s)\n' "$name" "${rate[$name]}" "$*"
 }
 
-timeit dd-zero-write dd if=/dev/zero of="$loopdev" oflag=direct bs=4M conv=fsync
+timeit dd-zero-write dd if=/dev/zero of="$loopdev" oflag=direct bs=4M count=$((mib / 4)) conv=fsync
 timeit custodian-clear-zero "$bench" write-zero "$loopdev"
 timeit custodian-verify-zero "$bench" verify-zero "$loopdev"
 timeit dd-direct-read dd if="$loopdev" of=/dev/null iflag=direct bs=4M

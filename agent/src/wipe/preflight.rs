@@ -185,9 +185,6 @@ pub fn find_refusals(target: &Target, root: &Path, mounts: &[Mount], swaps: &[St
                         refusals.push(Refusal::Holder { what: describe_holder(root, &holder), holder });
                     }
                 }
-                if sys.join("md").is_dir() && part != name {
-                    refusals.push(Refusal::RaidMember { array: part.clone() });
-                }
             }
             if let Ok(mdstat) = std::fs::read_to_string(root.join("proc/mdstat")) {
                 for array in md_arrays_with(&mdstat, &parts.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()) {

@@ -260,6 +260,93 @@ fn a_mounted_device_is_refused_and_the_refusal_names_the_mount() {
     assert!(prepare(&request(&image, Method::ClearZero, VerifyMode::Full)).is_ok());
 }
 
+/// A sysfs/procfs fixture: `sda` (8:0) with partition `sda1` (8:1) held by
+/// device-mapper volume `cryptroot`, `sdb` a member of md127, and `sdc` free.
+fn fixture_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    let block = root.join("sys/class/block");
+    for (path, contents) in [
+        ("sda/sda1/partition", "1"),
+        ("sda/sda1/dev", "8:1"),
+        ("sda1/holders/dm-0", ""),
+        ("dm-0/dm/name", "cryptroot"),
+        ("sdb/holders/md127", ""),
+        ("sdc/device/model", "ACME SSD 512"),
+        ("sdc/device/serial", "  S4EVNX0N123456  "),
+        ("sdc/device/wwid", "naa.5002538e40a4b7c1"),
+    ] {
+        let file = block.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        if !contents.is_empty() {
+            std::fs::write(&file, contents).unwrap();
+        } else {
+            std::fs::create_dir_all(&file).unwrap();
+        }
+    }
+    std::fs::create_dir_all(root.join("proc/self")).unwrap();
+    std::fs::write(root.join("proc/self/mountinfo"), "22 1 254:0 / / rw - ext4 /dev/vda rw\n").unwrap();
+    std::fs::write(root.join("proc/swaps"), "Filename Type Size Used Priority\n/dev/sdc2 partition 1 0 -2\n").unwrap();
+    std::fs::write(root.join("proc/mdstat"), "md127 : active raid1 sdb[0] sdd[1]\n").unwrap();
+    root
+}
+
+fn block_target(name: &str, major: u32, minor: u32) -> target::Target {
+    target::Target {
+        path: PathBuf::from(format!("/dev/{name}")),
+        canonical: PathBuf::from(format!("/dev/{name}")),
+        kind: target::TargetKind::Block { name: name.to_owned(), major, minor },
+        size: 1 << 30,
+        identity: target::DiskIdentity {
+            model: None,
+            serial: None,
+            wwn: None,
+            apparent_size: 1 << 30,
+            native_size: 1 << 30,
+            hidden_area: HiddenArea::NotChecked("fixture".to_owned()),
+        },
+    }
+}
+
+#[test]
+fn devices_under_device_mapper_or_raid_are_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fixture_root(dir.path());
+    let refusals = |name, minor| {
+        let target = block_target(name, 8, minor);
+        let mountinfo = std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap();
+        let swaps = std::fs::read_to_string(root.join("proc/swaps")).unwrap();
+        preflight::find_refusals(
+            &target,
+            &root,
+            &preflight::parse_mountinfo(&mountinfo),
+            &preflight::parse_swaps(&swaps),
+        )
+    };
+    assert_eq!(
+        refusals("sda", 0),
+        vec![Refusal::Holder { holder: "dm-0".to_owned(), what: "device-mapper volume \"cryptroot\"".to_owned() }]
+    );
+    assert_eq!(
+        refusals("sdb", 16),
+        vec![Refusal::Holder { holder: "md127".to_owned(), what: "md RAID array".to_owned() }]
+    );
+    assert_eq!(refusals("sdd", 48), vec![Refusal::RaidMember { array: "md127".to_owned() }], "found through mdstat");
+    assert_eq!(refusals("sdc", 32), vec![]);
+    // The mount of / on another device's number is not this disk's business;
+    // on this disk's number it is the running system.
+    let target = block_target("vda", 254, 0);
+    let mounts = preflight::parse_mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n");
+    assert_eq!(
+        preflight::find_refusals(&target, &root, &mounts, &[]),
+        vec![Refusal::RunningSystem { mount_point: "/".to_owned() }]
+    );
+    // Identity comes from sysfs under the root, trimmed.
+    let id = target::identify_block(&root, "sdc", Path::new("/dev/sdc"), 1 << 30);
+    assert_eq!(id.model.as_deref(), Some("ACME SSD 512"));
+    assert_eq!(id.serial.as_deref(), Some("S4EVNX0N123456"));
+    assert_eq!(id.wwn.as_deref(), Some("naa.5002538e40a4b7c1"));
+}
+
 #[test]
 fn purge_sanitize_without_a_drive_command_refuses_cleanly() {
     let dir = tempfile::tempdir().unwrap();
