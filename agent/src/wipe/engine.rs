@@ -1,9 +1,10 @@
-//! The write loop: large aligned writes with direct I/O where the target
-//! supports it, the pattern generated on a second thread while the previous
-//! chunk is being written, and a sync to stable storage at the end.
+//! The write and read-back loops: large aligned transfers with direct I/O
+//! where the target supports it, a random pattern generated on the other
+//! cores (in order, chunk `i` by thread `i mod n`) while the previous chunk is
+//! written or read, and a sync to stable storage at the end of a pass.
 //!
-//! Buffers are allocated once and passed round between the generator and
-//! the writer over two bounded channels (full / free), so a pass allocates
+//! Buffers are allocated once and passed round between the generators and
+//! the writer over bounded channels (full / free), so a pass allocates
 //! nothing and random generation overlaps the I/O.
 
 use std::fs::{File, OpenOptions};
@@ -11,7 +12,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::Scope;
 
 use super::pattern::Pattern;
 use super::progress::Progress;
@@ -176,56 +178,7 @@ pub fn write_pass(dev: &Device, pattern: &Pattern, cancel: &Cancel, progress: &P
     write_range(dev, pattern, dev.size, cancel, progress)
 }
 
-/// Writes `pattern` over bytes `0..end` of the device, then syncs.
-pub fn write_range(
-    dev: &Device,
-    pattern: &Pattern,
-    end: u64,
-    cancel: &Cancel,
-    progress: &Progress,
-) -> Result<(), EngineError> {
-    let size = end.min(dev.size);
-    std::thread::scope(|scope| {
-        let (full_tx, full_rx) = sync_channel::<(u64, usize, AlignedBuf)>(QUEUE);
-        let (free_tx, free_rx) = sync_channel::<AlignedBuf>(QUEUE + 2);
-        for _ in 0..QUEUE + 2 {
-            free_tx.send(AlignedBuf::new(CHUNK)).expect("the channel has room for every buffer");
-        }
-        scope.spawn(move || {
-            let mut offset = 0u64;
-            while offset < size {
-                let len = (size - offset).min(CHUNK as u64) as usize;
-                let Ok(mut buf) = free_rx.recv() else { return };
-                if !pattern.is_zero() {
-                    pattern.fill(offset, &mut buf.as_mut_slice()[..len]);
-                }
-                if full_tx.send((offset, len, buf)).is_err() {
-                    return;
-                }
-                offset += len as u64;
-            }
-        });
-        let mut res = Ok(());
-        for (offset, len, buf) in full_rx.iter() {
-            if cancel.is_set() {
-                res = Err(EngineError::Interrupted { at: offset });
-                break;
-            }
-            if let Err(e) = dev.write_at(&buf.as_slice()[..len], offset) {
-                res = Err(e);
-                break;
-            }
-            progress.inc(len as u64);
-            let _ = free_tx.send(buf);
-        }
-        drop(full_rx);
-        drop(free_tx);
-        res
-    })?;
-    dev.sync()
-}
-
-/// A run of bytes to read back.
+/// A run of bytes to write or read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     /// Byte offset.
@@ -234,8 +187,108 @@ pub struct Span {
     pub len: usize,
 }
 
+/// `0..end` cut into [`CHUNK`]-sized spans.
+fn chunks(end: u64) -> Vec<Span> {
+    (0..end.div_ceil(CHUNK as u64))
+        .map(|i| {
+            let offset = i * CHUNK as u64;
+            Span { offset, len: (end - offset).min(CHUNK as u64) as usize }
+        })
+        .collect()
+}
+
+/// How many threads generate a random stream: every core, since a fast
+/// disk outruns one core's ChaCha20.
+fn generator_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+/// The pattern's bytes for each span in order, generated ahead by several
+/// threads (span `i` by thread `i mod n`) into recycled buffers. For zeros
+/// nothing is generated: one zero buffer serves every span.
+struct Stream {
+    full: Vec<Receiver<AlignedBuf>>,
+    free: Vec<SyncSender<AlignedBuf>>,
+    zeros: Option<AlignedBuf>,
+    next: usize,
+}
+
+impl Stream {
+    fn start<'scope>(scope: &'scope Scope<'scope, '_>, pattern: &'scope Pattern, spans: &'scope [Span]) -> Self {
+        if pattern.is_zero() {
+            return Self { full: Vec::new(), free: Vec::new(), zeros: Some(AlignedBuf::new(CHUNK)), next: 0 };
+        }
+        let n = generator_threads();
+        let mut full = Vec::with_capacity(n);
+        let mut free = Vec::with_capacity(n);
+        for g in 0..n {
+            let (full_tx, full_rx) = sync_channel::<AlignedBuf>(QUEUE);
+            let (free_tx, free_rx) = sync_channel::<AlignedBuf>(QUEUE + 2);
+            for _ in 0..QUEUE + 2 {
+                free_tx.send(AlignedBuf::new(CHUNK)).expect("the channel has room for every buffer");
+            }
+            scope.spawn(move || {
+                for span in spans.iter().skip(g).step_by(n) {
+                    let Ok(mut buf) = free_rx.recv() else { return };
+                    pattern.fill(span.offset, &mut buf.as_mut_slice()[..span.len]);
+                    if full_tx.send(buf).is_err() {
+                        return;
+                    }
+                }
+            });
+            full.push(full_rx);
+            free.push(free_tx);
+        }
+        Self { full, free, zeros: None, next: 0 }
+    }
+
+    /// The next span's bytes, and a token to give the buffer back with.
+    fn next(&mut self) -> Option<(usize, AlignedBuf)> {
+        if let Some(zeros) = self.zeros.take() {
+            return Some((usize::MAX, zeros));
+        }
+        let idx = self.next % self.full.len();
+        self.next += 1;
+        self.full[idx].recv().ok().map(|buf| (idx, buf))
+    }
+
+    /// Gives a buffer back for reuse.
+    fn recycle(&mut self, token: usize, buf: AlignedBuf) {
+        if token == usize::MAX {
+            self.zeros = Some(buf);
+        } else {
+            let _ = self.free[token].send(buf);
+        }
+    }
+}
+
+/// Writes `pattern` over bytes `0..end` of the device, then syncs.
+pub fn write_range(
+    dev: &Device,
+    pattern: &Pattern,
+    end: u64,
+    cancel: &Cancel,
+    progress: &Progress,
+) -> Result<(), EngineError> {
+    let spans = chunks(end.min(dev.size));
+    std::thread::scope(|scope| {
+        let mut stream = Stream::start(scope, pattern, &spans);
+        for span in &spans {
+            if cancel.is_set() {
+                return Err(EngineError::Interrupted { at: span.offset });
+            }
+            let Some((token, buf)) = stream.next() else { break };
+            dev.write_at(&buf.as_slice()[..span.len], span.offset)?;
+            progress.inc(span.len as u64);
+            stream.recycle(token, buf);
+        }
+        Ok(())
+    })?;
+    dev.sync()
+}
+
 /// Reads `spans` back and compares them with `pattern`. The reads run on
-/// one thread, the expected bytes are generated on another, and the
+/// one thread, the expected bytes are generated on others, and the
 /// comparison happens here. Returns the byte offset of the first mismatch.
 pub fn read_and_compare(
     dev: &Device,
@@ -260,61 +313,22 @@ pub fn read_and_compare(
                 }
             }
         });
-        // Expected bytes: zeros need no generation; a stream is generated
-        // ahead on its own thread.
-        let zeros = pattern.is_zero().then(|| vec![0u8; CHUNK]);
-        let (gen_tx, gen_rx) = sync_channel::<AlignedBuf>(QUEUE);
-        let (gen_free_tx, gen_free_rx) = sync_channel::<AlignedBuf>(QUEUE + 2);
-        if zeros.is_none() {
-            for _ in 0..QUEUE + 2 {
-                gen_free_tx.send(AlignedBuf::new(CHUNK)).expect("the channel has room for every buffer");
-            }
-            scope.spawn(move || {
-                for span in spans {
-                    let Ok(mut buf) = gen_free_rx.recv() else { return };
-                    pattern.fill(span.offset, &mut buf.as_mut_slice()[..span.len]);
-                    if gen_tx.send(buf).is_err() {
-                        return;
-                    }
-                }
-            });
-        } else {
-            drop((gen_tx, gen_free_rx));
-        }
-        let mut res = Ok(None);
+        let mut expected = Stream::start(scope, pattern, spans);
         for item in read_rx.iter() {
-            let (span, buf) = match item {
-                Ok(item) => item,
-                Err(e) => {
-                    res = Err(e);
-                    break;
-                }
-            };
+            let (span, buf) = item?;
             if cancel.is_set() {
-                res = Err(EngineError::Interrupted { at: span.offset });
-                break;
+                return Err(EngineError::Interrupted { at: span.offset });
             }
-            let got = &buf.as_slice()[..span.len];
-            let mismatch = match &zeros {
-                Some(zeros) => first_difference(got, &zeros[..span.len]),
-                None => {
-                    let Ok(expected) = gen_rx.recv() else { break };
-                    let found = first_difference(got, &expected.as_slice()[..span.len]);
-                    let _ = gen_free_tx.send(expected);
-                    found
-                }
-            };
+            let Some((token, want)) = expected.next() else { break };
+            let mismatch = first_difference(&buf.as_slice()[..span.len], &want.as_slice()[..span.len]);
+            expected.recycle(token, want);
             if let Some(at) = mismatch {
-                res = Ok(Some(span.offset + at as u64));
-                break;
+                return Ok(Some(span.offset + at as u64));
             }
             progress.inc(span.len as u64);
             let _ = read_free_tx.send(buf);
         }
-        drop(read_rx);
-        drop(read_free_tx);
-        drop(gen_free_tx);
-        res
+        Ok(None)
     })
 }
 
