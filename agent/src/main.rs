@@ -235,17 +235,33 @@ fn wipe(
     }
     let cancel = wipe::engine::Cancel::new();
     {
+        // SIGINT and SIGTERM are caught (not left to kill the process) from
+        // before the in-progress marker is written until the process exits.
         let cancel = cancel.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("wipe-signals".to_owned())
             .spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(shutdown_signal());
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let Ok(rt) = rt else { return };
+                rt.block_on(async {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (Ok(mut int), Ok(mut term)) =
+                        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                    else {
+                        return;
+                    };
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                     eprintln!("custodian-agent: stopping the wipe; it will be attested as interrupted");
                     cancel.set();
-                }
+                });
             })
             .context("start the signal watcher")?;
+        ready_rx.recv().context("install the SIGINT/SIGTERM handlers")?;
     }
     let marker = attestation::marker_path(&agent.state);
     let result = wipe::execute(req, &prepared, &wipe::Hooks::default(), &cancel, |started| {
