@@ -313,6 +313,9 @@ pub fn read_and_compare(
                 }
             }
         });
+        if !pattern.is_zero() {
+            return check_in_parallel(scope, pattern, read_rx, read_free_tx, cancel, progress);
+        }
         let mut expected = Stream::start(scope, pattern, spans);
         for item in read_rx.iter() {
             let (span, buf) = item?;
@@ -330,6 +333,80 @@ pub fn read_and_compare(
         }
         Ok(None)
     })
+}
+
+/// What a checker found in one span.
+type Checked = (Span, AlignedBuf, Option<usize>);
+
+/// Compares read spans with a random pattern on every core: span `i` goes to
+/// checker `i mod n`, which regenerates the stream for it piece by piece and
+/// compares; results are taken back in order.
+fn check_in_parallel<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    pattern: &'scope Pattern,
+    read_rx: Receiver<Result<(Span, AlignedBuf), EngineError>>,
+    read_free_tx: SyncSender<AlignedBuf>,
+    cancel: &Cancel,
+    progress: &Progress,
+) -> Result<Option<u64>, EngineError> {
+    let n = generator_threads();
+    let mut to_checkers = Vec::with_capacity(n);
+    let mut from_checkers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (work_tx, work_rx) = sync_channel::<(Span, AlignedBuf)>(2);
+        let (done_tx, done_rx) = sync_channel::<Checked>(2);
+        scope.spawn(move || {
+            for (span, buf) in work_rx.iter() {
+                let mismatch = pattern.first_mismatch(span.offset, &buf.as_slice()[..span.len]);
+                if done_tx.send((span, buf, mismatch)).is_err() {
+                    return;
+                }
+            }
+        });
+        to_checkers.push(work_tx);
+        from_checkers.push(done_rx);
+    }
+    // A dispatcher hands read spans to the checkers in turn.
+    let (error_tx, error_rx) = sync_channel::<EngineError>(1);
+    scope.spawn(move || {
+        for (i, item) in read_rx.iter().enumerate() {
+            match item {
+                Ok(work) => {
+                    if to_checkers[i % n].send(work).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = error_tx.send(e);
+                    return;
+                }
+            }
+        }
+    });
+    let mut i = 0;
+    loop {
+        match from_checkers[i % n].recv() {
+            Ok((span, buf, mismatch)) => {
+                if let Some(at) = mismatch {
+                    return Ok(Some(span.offset + at as u64));
+                }
+                if cancel.is_set() {
+                    return Err(EngineError::Interrupted { at: span.offset });
+                }
+                progress.inc(span.len as u64);
+                let _ = read_free_tx.send(buf);
+                i += 1;
+            }
+            // The checkers stop once the dispatcher stops: all spans were
+            // checked, or a read failed.
+            Err(_) => {
+                return match error_rx.try_recv() {
+                    Ok(e) => Err(e),
+                    Err(_) => Ok(None),
+                };
+            }
+        }
+    }
 }
 
 /// Index of the first byte where `a` and `b` differ.

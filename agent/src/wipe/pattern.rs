@@ -62,4 +62,30 @@ impl Pattern {
             }
         }
     }
+
+    /// Index of the first byte of `data` (read from device offset `offset`,
+    /// a multiple of 4) that differs from the pattern. The expected bytes are
+    /// generated a piece at a time into a small scratch buffer that stays in
+    /// cache, rather than a whole chunk at once.
+    pub fn first_mismatch(&self, offset: u64, data: &[u8]) -> Option<usize> {
+        const PIECE: usize = 64 << 10;
+        match self {
+            Self::Zero => data.iter().position(|b| *b != 0),
+            Self::ChaCha20 { seed, stream } => {
+                let mut rng = ChaCha20Rng::from_seed(*seed);
+                rng.set_stream(*stream);
+                rng.set_word_pos(u128::from(offset / 4));
+                let mut scratch = vec![0u8; PIECE];
+                for (i, piece) in data.chunks(PIECE).enumerate() {
+                    let expected = &mut scratch[..piece.len()];
+                    rng.fill_bytes(expected);
+                    if piece != &expected[..] {
+                        let at = piece.iter().zip(expected.iter()).position(|(a, b)| a != b).unwrap_or(0);
+                        return Some(i * PIECE + at);
+                    }
+                }
+                None
+            }
+        }
+    }
 }
