@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/custodian/v1/register.proto",
         "proto/custodian/v1/audit.proto",
         "proto/custodian/v1/rollout.proto",
+        "proto/custodian/v1/attestation.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().compile_fds(fds)?;

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod spool;
 pub mod state;
 pub mod uplink;
+pub mod wipe;
 
 use anyhow::{Context, bail};
 use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE};
@@ -204,6 +205,30 @@ impl Agent {
         let mut uplink = Uplink::connect(&self.state, &server, &self.key).await?;
         uplink.renew(&self.state, &mut self.enrollment, &self.key).await?;
         Ok(true)
+    }
+
+    /// Signs and durably spools a wipe attestation in the same sequence as
+    /// reports; returns its sequence number.
+    pub fn spool_attestation(&self, attestation: &pb::WipeAttestation) -> anyhow::Result<u64> {
+        let seq = self.spool.append(|seq| wipe::attestation::sign(&self.key.signing, seq, attestation))?;
+        info!(seq, pending = self.spool.len(), "wipe attestation spooled");
+        Ok(seq)
+    }
+
+    /// Turns a wipe marker left by a crashed or killed wipe into a signed
+    /// attestation that says the wipe was interrupted, and spools it. Returns
+    /// its sequence number, or `None` when there was no marker.
+    pub fn recover_interrupted_wipe(&self) -> anyhow::Result<Option<u64>> {
+        let marker = wipe::attestation::marker_path(&self.state);
+        let Some(mut attestation) = wipe::attestation::read_marker(&marker)? else {
+            return Ok(None);
+        };
+        attestation.result = Some(wipe::attestation::interrupted(wipe::attestation::CRASH_REASON));
+        attestation.finished_at_ms = custodian_proto::now_ms().max(attestation.started_at_ms);
+        let seq = self.spool_attestation(&attestation)?;
+        wipe::attestation::remove_marker(&marker)?;
+        tracing::warn!(seq, device = %attestation.device_path, "an interrupted wipe was found and attested as interrupted");
+        Ok(Some(seq))
     }
 }
 

@@ -80,6 +80,38 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Sanitise a disk (or image file), verify it by read-back, and send a
+    /// signed wipe attestation. Exits non-zero unless the wipe passed.
+    Wipe {
+        /// The block device or image file to wipe.
+        #[arg(long)]
+        device: PathBuf,
+        /// clear-zero, clear-random, clear-multipass, purge-crypto-erase or purge-sanitize.
+        #[arg(long)]
+        method: String,
+        /// Passes for clear-multipass (random passes, then zeros; default 3).
+        #[arg(long)]
+        passes: Option<u32>,
+        /// full, or sample:PERCENT (random blocks, always the first and last).
+        #[arg(long, default_value = "full")]
+        verify: custodian_agent::wipe::verify::VerifyMode,
+        /// Who is doing the wipe (recorded in the attestation).
+        #[arg(long, default_value = "")]
+        operator: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// This machine is a wipe station: the disk came out of another
+        /// machine, which the server finds by the disk's serial.
+        #[arg(long)]
+        station: bool,
+        /// Where the agent keeps its key, certificate and spool.
+        #[arg(long, default_value = "/var/lib/custodian-agent")]
+        state_dir: PathBuf,
+        /// Server URL; defaults to the one enrolled with.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Print what would be reported, without contacting a server.
     Inventory {
         /// Print JSON (the protobuf JSON mapping of the inventory).
@@ -127,6 +159,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Report { state_dir, server } => {
             let mut agent = Agent::open(StateDir::new(state_dir))?;
+            agent.recover_interrupted_wipe()?;
             let seq = agent.spool_report(&source)?.seq();
             runtime.block_on(async {
                 // Machines that report from a timer rather than the daemon renew here.
@@ -156,6 +189,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Run { state_dir, interval, server } => {
             let agent = Agent::open(StateDir::new(state_dir))?;
+            agent.recover_interrupted_wipe()?;
             runtime.block_on(custodian_agent::daemon::run(
                 agent,
                 &source,
@@ -163,6 +197,23 @@ fn run(args: Args) -> anyhow::Result<()> {
                 server.as_deref(),
                 shutdown_signal(),
             ))
+        }
+        Command::Wipe { device, method, passes, verify, operator, yes, station, state_dir, server } => {
+            let agent = Agent::open(StateDir::new(state_dir))?;
+            agent.recover_interrupted_wipe()?;
+            let method = custodian_agent::wipe::methods::Method::parse(&method, passes)?;
+            let device_id = agent.enrollment.device_id.to_string();
+            let req = custodian_agent::wipe::WipeRequest {
+                device,
+                method,
+                verify,
+                operator,
+                source_device_id: if station { String::new() } else { device_id.clone() },
+                signer_device_id: device_id,
+                root: args.root.clone(),
+                show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            wipe(&agent, &req, yes, &runtime, server.as_deref())
         }
         Command::Inventory { json } => {
             let inventory = source.collect();
@@ -173,6 +224,92 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn wipe(
+    agent: &Agent,
+    req: &custodian_agent::wipe::WipeRequest,
+    yes: bool,
+    runtime: &tokio::runtime::Runtime,
+    server: Option<&str>,
+) -> anyhow::Result<()> {
+    use custodian_agent::wipe::{self, attestation};
+    use custodian_proto::v1 as pb;
+
+    let prepared = wipe::prepare(req)?;
+    let id = &prepared.target.identity;
+    eprintln!(
+        "about to {} {}\n  model:  {}\n  serial: {}\n  WWN:    {}\n  size:   {} bytes ({:.1} GiB); hidden area: {}",
+        req.method.name(),
+        prepared.target.path.display(),
+        id.model.as_deref().unwrap_or("unknown"),
+        id.serial.as_deref().unwrap_or("unknown"),
+        id.wwn.as_deref().unwrap_or("unknown"),
+        id.apparent_size,
+        id.apparent_size as f64 / (1u64 << 30) as f64,
+        id.hidden_area.describe(),
+    );
+    if !yes {
+        eprint!("EVERYTHING on it will be destroyed. Type the serial number (or `yes`) to go on: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).context("read confirmation")?;
+        let answer = answer.trim();
+        if answer.is_empty() || (answer != "yes" && Some(answer) != id.serial.as_deref()) {
+            anyhow::bail!("not confirmed; nothing was written");
+        }
+    }
+    let cancel = wipe::engine::Cancel::new();
+    {
+        // SIGINT and SIGTERM are caught (not left to kill the process) from
+        // before the in-progress marker is written until the process exits.
+        let cancel = cancel.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("wipe-signals".to_owned())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let Ok(rt) = rt else { return };
+                rt.block_on(async {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (Ok(mut int), Ok(mut term)) =
+                        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                    else {
+                        return;
+                    };
+                    let _ = ready_tx.send(());
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    eprintln!("custodian-agent: stopping the wipe; it will be attested as interrupted");
+                    cancel.set();
+                });
+            })
+            .context("start the signal watcher")?;
+        ready_rx.recv().context("install the SIGINT/SIGTERM handlers")?;
+    }
+    let marker = attestation::marker_path(&agent.state);
+    let result = wipe::execute(req, &prepared, &wipe::Hooks::default(), &cancel, |started| {
+        attestation::write_marker(&marker, started)
+    })?;
+    let seq = agent.spool_attestation(&result)?;
+    attestation::remove_marker(&marker)?;
+    let outcome = result.result.clone().unwrap_or_default();
+    let delivered = runtime.block_on(agent.deliver(server));
+    match &delivered {
+        Ok(d) => eprintln!("attestation {seq} delivered ({} accepted, {} rejected)", d.accepted, d.rejected),
+        Err(e) => eprintln!("custodian-agent: warning: attestation {seq} is spooled but not delivered: {e:#}"),
+    }
+    match pb::WipeOutcome::try_from(outcome.outcome) {
+        Ok(pb::WipeOutcome::Passed) => {
+            outln!("wipe PASSED: {} by {}; attestation {seq}", prepared.target.path.display(), req.method.name());
+            Ok(())
+        }
+        Ok(pb::WipeOutcome::Interrupted) => {
+            anyhow::bail!("wipe INTERRUPTED ({}); attestation {seq} says so", outcome.reason)
+        }
+        _ => anyhow::bail!("wipe FAILED: {}; attestation {seq} says so", outcome.reason),
     }
 }
 

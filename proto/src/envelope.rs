@@ -17,6 +17,9 @@ use crate::v1::SignedEnvelope;
 /// Payload type of a signed [`crate::v1::Report`].
 pub const REPORT_PAYLOAD_TYPE: &str = "application/vnd.custodian.report.v1+protobuf";
 
+/// Payload type of a signed [`crate::v1::WipeAttestation`].
+pub const WIPE_ATTESTATION_PAYLOAD_TYPE: &str = "application/vnd.custodian.wipe-attestation.v1+protobuf";
+
 /// Why an envelope failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyEnvelopeError {

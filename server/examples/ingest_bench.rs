@@ -40,34 +40,18 @@ fn custodian_server_token(_i: usize) -> TokenRecord {
         site: None,
         used: None,
         asset_tag: None,
+        kind: Default::default(),
     }
 }
 fn device_record(device_id: DeviceId, key: &SigningKey, i: usize) -> custodian_server::store::DeviceRecord {
-    custodian_server::store::DeviceRecord {
+    custodian_server::store::DeviceRecord::enrolled(
         device_id,
-        public_key: key.verifying_key().to_bytes(),
-        hostname: format!("pc-{i}"),
-        serial: None,
-        vendor: None,
-        model: None,
-        site: None,
-        enrolled_at_ms: 2,
-        last_seen_ms: None,
-        last_seq: 0,
-        n_reports: 0,
-        cert_not_after_ms: i64::MAX,
-        revocation: None,
-        state: custodian_server::lifecycle::LifecycleState::Staged,
-        asset_tag: None,
-        registered_model: None,
-        supplier: None,
-        order_ref: None,
-        ward: None,
-        assigned_to: None,
-        macs: Vec::new(),
-        registered_at_ms: None,
-        state_changed_at_ms: None,
-    }
+        key.verifying_key().to_bytes(),
+        &format!("pc-{i}"),
+        None,
+        2,
+        i64::MAX,
+    )
 }
 // BENCH-SHIM-END
 

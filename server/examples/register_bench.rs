@@ -96,35 +96,13 @@ fn main() {
             site: None,
             used: None,
             asset_tag: None,
+            kind: Default::default(),
         };
         store.create_token(&token_hash, &token).unwrap();
         let device_id = store.register_match(Some(&serial), None).unwrap().unwrap().unwrap();
         let hostname = format!("pc-{i:07}");
-        let record = DeviceRecord {
-            device_id,
-            public_key: key.verifying_key().to_bytes(),
-            hostname: hostname.clone(),
-            serial: Some(serial.clone()),
-            vendor: None,
-            model: None,
-            site: None,
-            enrolled_at_ms: 2,
-            last_seen_ms: None,
-            last_seq: 0,
-            n_reports: 0,
-            cert_not_after_ms: i64::MAX,
-            revocation: None,
-            state: LifecycleState::Staged,
-            asset_tag: None,
-            registered_model: None,
-            supplier: None,
-            order_ref: None,
-            ward: None,
-            assigned_to: None,
-            macs: Vec::new(),
-            registered_at_ms: None,
-            state_changed_at_ms: None,
-        };
+        let record =
+            DeviceRecord::enrolled(device_id, key.verifying_key().to_bytes(), &hostname, Some(&serial), 2, i64::MAX);
         store.enroll(&token_hash, 2, record, Some(device_id)).unwrap();
         let mac = format!("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 0xff);
         let report = pb::Report {

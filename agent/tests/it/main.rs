@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // A test binary: a panic is a failure report.
 
+mod wipe;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

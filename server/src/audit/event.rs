@@ -41,6 +41,8 @@ pub enum EventKind {
     /// A machine was booked into a rollout, its booking cancelled, its
     /// deployment confirmed, or the machine it replaces retired.
     RolloutBookingChanged,
+    /// A signed wipe attestation (passed, failed or interrupted) was accepted.
+    WipeAttested,
 }
 
 impl EventKind {
@@ -58,6 +60,7 @@ impl EventKind {
             EventKind::InventoryChanged => "inventory_changed",
             EventKind::RolloutPlanChanged => "rollout_plan_changed",
             EventKind::RolloutBookingChanged => "rollout_booking_changed",
+            EventKind::WipeAttested => "wipe_attested",
         }
     }
 }

@@ -58,6 +58,9 @@ enum Command {
     /// Rollout plans, bookings, run sheets and progress.
     #[command(subcommand)]
     Rollout(ctl::RolloutCommand),
+    /// Wipe attestations.
+    #[command(subcommand)]
+    Attestations(AttestationsCommand),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +111,25 @@ enum OperatorCommand {
 }
 
 #[derive(Subcommand)]
+enum AttestationsCommand {
+    /// Attestations whose disk serial is in no machine's latest inventory.
+    Unmatched {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What an enrolment token enrols.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TokenRole {
+    /// A workstation in the register.
+    Workstation,
+    /// A wipe station that wipes disks pulled from other machines.
+    WipeStation,
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create a one-time enrolment token (engineer or admin).
     Create {
@@ -120,6 +142,9 @@ enum TokenCommand {
         /// Bind the token to the register entry with this asset tag.
         #[arg(long)]
         asset_tag: Option<String>,
+        /// What the enrolling machine is.
+        #[arg(long, value_enum, default_value = "workstation")]
+        role: TokenRole,
     },
 }
 
@@ -289,8 +314,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let identity = args.identity.context("no operator identity given: use --identity DIR or set CUSTODIAN_IDENTITY")?;
     let mut ctl = Ctl::connect(&server, &identity).await?;
     match args.command {
-        Command::Token(TokenCommand::Create { site, ttl, asset_tag }) => {
-            let token = ctl.create_token_for(site, ttl, asset_tag).await?;
+        Command::Token(TokenCommand::Create { site, ttl, asset_tag, role }) => {
+            let kind = match role {
+                TokenRole::Workstation => custodian_proto::v1::DeviceKind::Workstation,
+                TokenRole::WipeStation => custodian_proto::v1::DeviceKind::WipeStation,
+            };
+            let token = ctl.create_token(site, ttl, asset_tag, kind).await?;
             outln!("{}", token.token);
             eprintln!("one-time enrolment token; expires {}", ctl::format_time(token.expires_at_ms));
         }
@@ -317,6 +346,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 outln!("{}", ctl::render_device_json(&device));
             } else {
                 out!("{}", ctl::render_device(&device));
+            }
+        }
+        Command::Attestations(AttestationsCommand::Unmatched { json }) => {
+            let list = ctl.unmatched_attestations().await?;
+            if json {
+                outln!("{}", ctl::render_unmatched_json(&list));
+            } else {
+                out!("{}", ctl::render_unmatched(&list));
             }
         }
         Command::Device(DeviceCommand::Revoke { query, reason }) => {

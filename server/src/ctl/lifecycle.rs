@@ -47,21 +47,6 @@ impl Ctl {
         Ok(self.register().issue_operator(req).await.map_err(status_error)?.into_inner())
     }
 
-    /// Creates an enrolment token bound to a register entry's asset tag.
-    pub async fn create_token_for(
-        &mut self,
-        site: Option<String>,
-        ttl: Option<std::time::Duration>,
-        asset_tag: Option<String>,
-    ) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
-        let req = pb::CreateEnrollmentTokenRequest {
-            site: site.unwrap_or_default(),
-            ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
-            asset_tag: asset_tag.unwrap_or_default(),
-        };
-        Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
-    }
-
     /// One device's events, newest first.
     pub async fn history(&self, query: &str) -> anyhow::Result<(String, Vec<AuditEvent>)> {
         let req = pb::DeviceHistoryRequest { query: query.to_owned() };

@@ -2,6 +2,7 @@
 //! calling the Operator service, and rendering what comes back for a
 //! terminal or as JSON.
 
+mod attestation;
 mod audit;
 mod lifecycle;
 mod render;
@@ -16,6 +17,7 @@ use custodian_proto::v1 as pb;
 use pb::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
+pub use attestation::{render_unmatched, render_unmatched_json};
 pub use audit::{verify_export_dir, verify_proof_file};
 pub use lifecycle::{parse_device_csv, render_device_list_csv, render_history, write_identity};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
@@ -42,16 +44,20 @@ impl Ctl {
         Ok(Self { client: OperatorClient::new(channel.clone()), channel })
     }
 
-    /// Creates an enrolment token.
+    /// Creates an enrolment token, optionally bound to a register entry's
+    /// asset tag, for a workstation or a wipe station.
     pub async fn create_token(
         &mut self,
         site: Option<String>,
         ttl: Option<Duration>,
+        asset_tag: Option<String>,
+        kind: pb::DeviceKind,
     ) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
         let req = pb::CreateEnrollmentTokenRequest {
             site: site.unwrap_or_default(),
             ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
-            ..Default::default()
+            asset_tag: asset_tag.unwrap_or_default(),
+            kind: kind.into(),
         };
         Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
     }

@@ -162,6 +162,7 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
         }
     }
     out.push_str(&render_compliance_and_changes(res));
+    super::attestation::render_disks(&res.disks, &mut out);
     out
 }
 
@@ -226,6 +227,7 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
     }
     if !value.is_null() {
         value["inventory_changes"] = json!(res.inventory_changes.iter().map(change_json).collect::<Vec<_>>());
+        value["disks"] = super::attestation::disks_json(&res.disks);
     }
     serde_json::to_string_pretty(&value).expect("JSON values always serialise")
 }

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::Shared;
 use crate::peer::peer_device;
-use crate::store::{CommitOutcome, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
+use crate::store::{CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
 
 pub(super) struct AgentService(pub(super) Arc<Shared>);
 
@@ -157,6 +157,32 @@ fn rejected(seq: u64, detail: String) -> pb::EnvelopeResult {
     pb::EnvelopeResult { seq, outcome: pb::Outcome::Rejected.into(), detail, send_full_inventory: false }
 }
 
+/// The wire result for one committed envelope (report or attestation).
+pub(super) fn to_pb_result(
+    device_id: DeviceId,
+    seq: u64,
+    outcome: Result<CommitOutcome, CommitReportError>,
+) -> pb::EnvelopeResult {
+    let result = |outcome: pb::Outcome, detail: &str, send_full_inventory| pb::EnvelopeResult {
+        seq,
+        outcome: outcome.into(),
+        detail: detail.to_owned(),
+        send_full_inventory,
+    };
+    match outcome {
+        Ok(CommitOutcome::Accepted) => result(pb::Outcome::Accepted, "", false),
+        Ok(CommitOutcome::AcceptedWantsInventory) => {
+            info!(%device_id, seq, "heartbeat does not match the latest inventory; asking for a full one");
+            result(pb::Outcome::Accepted, "inventory hash unknown; send a full inventory", true)
+        }
+        Ok(CommitOutcome::Duplicate) => result(pb::Outcome::Duplicate, "already accepted", false),
+        Err(e) => {
+            warn!(%device_id, seq, error = %e, "rejected an envelope");
+            rejected(seq, e.to_string())
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::agent_server::Agent for AgentService {
     async fn submit_reports(
@@ -174,6 +200,10 @@ impl pb::agent_server::Agent for AgentService {
                 "at most {MAX_ENVELOPES_PER_CALL} envelopes per call, got {}",
                 envelopes.len()
             )));
+        }
+        if envelopes.iter().any(|e| e.payload_type == custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE) {
+            let results = super::attestation::submit_in_order(shared, &device, &key, envelopes).await?;
+            return Ok(Response::new(pb::SubmitReportsResponse { results }));
         }
         let now = custodian_proto::now_ms();
         let mut results: Vec<Option<pb::EnvelopeResult>> = Vec::with_capacity(envelopes.len());
@@ -198,33 +228,7 @@ impl pb::agent_server::Agent for AgentService {
             .map(|result| {
                 result.unwrap_or_else(|| {
                     let (seq, outcome) = committed.next().expect("one outcome per verified report");
-                    match outcome {
-                        Ok(CommitOutcome::Accepted) => pb::EnvelopeResult {
-                            seq,
-                            outcome: pb::Outcome::Accepted.into(),
-                            detail: String::new(),
-                            send_full_inventory: false,
-                        },
-                        Ok(CommitOutcome::AcceptedWantsInventory) => {
-                            info!(%device_id, seq, "heartbeat does not match the latest inventory; asking for a full one");
-                            pb::EnvelopeResult {
-                                seq,
-                                outcome: pb::Outcome::Accepted.into(),
-                                detail: "inventory hash unknown; send a full inventory".to_owned(),
-                                send_full_inventory: true,
-                            }
-                        }
-                        Ok(CommitOutcome::Duplicate) => pb::EnvelopeResult {
-                            seq,
-                            outcome: pb::Outcome::Duplicate.into(),
-                            detail: "already accepted".to_owned(),
-                            send_full_inventory: false,
-                        },
-                        Err(e) => {
-                            warn!(%device_id, seq, error = %e, "rejected a report");
-                            rejected(seq, e.to_string())
-                        }
-                    }
+                    to_pb_result(device_id, seq, outcome)
                 })
             })
             .collect();

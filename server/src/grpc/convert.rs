@@ -35,6 +35,7 @@ pub(super) fn to_pb_device(device: &DeviceRecord) -> pb::DeviceSummary {
         macs: device.macs.clone(),
         registered_at_ms: device.registered_at_ms.unwrap_or(0),
         state_changed_at_ms: device.state_changed_at_ms.unwrap_or(0),
+        kind: super::attestation::to_pb_kind(device.kind).into(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! (the `From` impls below); the detail is logged where it is handled.
 
 mod agent;
+mod attestation;
 mod audit;
 mod convert;
 mod enrollment;

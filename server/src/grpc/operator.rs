@@ -66,10 +66,11 @@ impl pb::operator_server::Operator for OperatorService {
             site: (!site.is_empty()).then(|| site.to_owned()),
             used: None,
             asset_tag: super::lifecycle::token_asset_tag(&self.0, &req.asset_tag)?,
+            kind: super::attestation::from_pb_kind(req.kind)?,
         };
         self.0.store.create_token(&crate::token::hash(&token), &record)?;
         self.0.store.flush().await?;
-        info!(operator = %operator.actor(), site = ?record.site, expires_at_ms, "enrolment token created");
+        info!(operator = %operator.actor(), site = ?record.site, kind = ?record.kind, expires_at_ms, "enrolment token created");
         Ok(Response::new(pb::CreateEnrollmentTokenResponse { token, expires_at_ms }))
     }
 
@@ -117,6 +118,7 @@ impl pb::operator_server::Operator for OperatorService {
             latest_report,
             inventory_changes: changes.iter().map(super::inventory::to_pb_change).collect(),
             allowed_states: device.state.allowed().iter().map(|s| s.as_str().to_owned()).collect(),
+            disks: super::attestation::disks(&self.0, device.device_id)?,
         }))
     }
 
@@ -147,5 +149,13 @@ impl pb::operator_server::Operator for OperatorService {
         self.0.store.flush().await?;
         info!(device_id = %device.device_id, operator = %operator.actor(), %reason, "device revoked");
         Ok(Response::new(pb::RevokeDeviceResponse { device: Some(to_pb_device(&device)) }))
+    }
+
+    async fn list_unmatched_attestations(
+        &self,
+        req: Request<pb::ListUnmatchedAttestationsRequest>,
+    ) -> Result<Response<pb::ListUnmatchedAttestationsResponse>, Status> {
+        peer_operator(&req, READERS)?;
+        Ok(Response::new(super::attestation::unmatched(&self.0)?))
     }
 }

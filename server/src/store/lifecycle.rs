@@ -408,5 +408,6 @@ fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
         macs: Vec::new(),
         registered_at_ms: Some(now_ms),
         state_changed_at_ms: Some(now_ms),
+        kind: super::DeviceKind::Workstation,
     }
 }

@@ -13,6 +13,7 @@
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
 
+pub mod attestation;
 mod audit;
 pub mod inventory;
 mod lifecycle;
@@ -28,7 +29,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use records::{
-    DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
+    DeviceKind, DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
     TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
@@ -193,6 +194,8 @@ pub struct Store {
     inventory_changes: sled::Tree,
     audit: sled::Tree,
     audit_checkpoints: sled::Tree,
+    attestations: sled::Tree,
+    idx_attestation_serial: sled::Tree,
 }
 
 impl Store {
@@ -234,6 +237,8 @@ impl Store {
             inventory_changes: db.open_tree("inventory_changes")?,
             audit: db.open_tree("audit")?,
             audit_checkpoints: db.open_tree("audit_checkpoints")?,
+            attestations: db.open_tree(attestation::ATTESTATIONS_TREE)?,
+            idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
             db,
         })
     }
@@ -315,7 +320,9 @@ impl Store {
                         Some(existing)
                     }
                 };
-                let (device, from) = lifecycle::enrolled_record(&device, existing.as_ref(), token.site.clone());
+                let (mut device, from) = lifecycle::enrolled_record(&device, existing.as_ref(), token.site.clone());
+                // The token decides what the machine is: a workstation or a wipe station.
+                device.kind = token.kind;
                 put_device(devices, idx_hostname, idx_serial, existing.as_ref(), &device)?;
                 let mut event = AuditEvent::new(
                     now_ms,
@@ -508,22 +515,15 @@ impl Store {
                     return Ok(Err(CommitReportError::Refused { device_id: report.device_id, state: old.state }));
                 }
                 if report.seq <= old.last_seq {
-                    let same = match reports.get(key)? {
-                        Some(stored) => {
-                            let stored: StoredEnvelope = decode::<VersionedEnvelope>("reports", &stored)
+                    let stored = match reports.get(key)? {
+                        Some(stored) => Some(
+                            decode::<VersionedEnvelope>("reports", &stored)
                                 .map_err(ConflictableTransactionError::Abort)?
-                                .into();
-                            stored.payload == report.envelope.payload
-                                && stored.signature == report.envelope.signature
-                                && stored.payload_type == report.envelope.payload_type
-                        }
-                        None => false,
+                                .into(),
+                        ),
+                        None => None,
                     };
-                    return Ok(if same {
-                        Ok(CommitOutcome::Duplicate)
-                    } else {
-                        Err(CommitReportError::Replayed { seq: report.seq, last_seq: old.last_seq })
-                    });
+                    return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, old.last_seq));
                 }
                 reports.insert(key.as_slice(), encode(&VersionedEnvelope::V1(report.envelope.clone())))?;
                 let applied = inventory::apply(
@@ -613,6 +613,24 @@ fn inventory_change_event(change: &InventoryChange) -> AuditEvent {
         event = event.with_reason(flag.clone());
     }
     event
+}
+
+/// The outcome for an envelope whose sequence number is at or below the
+/// device's last accepted one: a duplicate when `stored` (what was accepted
+/// at that number, in the same tree) is byte-identical, a replay otherwise.
+/// Reports and wipe attestations share the sequence and this rule.
+fn replay_outcome(
+    stored: Option<&StoredEnvelope>,
+    incoming: &StoredEnvelope,
+    seq: u64,
+    last_seq: u64,
+) -> Result<CommitOutcome, CommitReportError> {
+    let same = stored.is_some_and(|stored| {
+        stored.payload == incoming.payload
+            && stored.signature == incoming.signature
+            && stored.payload_type == incoming.payload_type
+    });
+    if same { Ok(CommitOutcome::Duplicate) } else { Err(CommitReportError::Replayed { seq, last_seq }) }
 }
 
 fn check_token(token: &TokenRecord, now_ms: i64) -> Result<(), EnrollError> {

@@ -67,6 +67,9 @@ pub struct DeviceRecordV1 {
     /// When its lifecycle state last changed, Unix ms.
     #[serde(default)]
     pub state_changed_at_ms: Option<i64>,
+    /// Workstation or wipe station (records from before this field: workstation).
+    #[serde(default)]
+    pub kind: DeviceKind,
 }
 
 fn staged() -> LifecycleState {
@@ -107,6 +110,8 @@ impl DeviceRecordV1 {
             macs: Vec::new(),
             registered_at_ms: None,
             state_changed_at_ms: Some(now_ms),
+            // The token decides the kind when the enrolment is recorded.
+            kind: DeviceKind::Workstation,
         }
     }
 
@@ -115,6 +120,16 @@ impl DeviceRecordV1 {
     pub fn is_enrolled(&self) -> bool {
         self.enrolled_at_ms != 0
     }
+}
+
+/// What an enrolled machine is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// A workstation in the register.
+    #[default]
+    Workstation,
+    /// A wipe station: attests to disks pulled from other machines.
+    WipeStation,
 }
 
 /// Why and by whom a device was revoked.
@@ -144,6 +159,9 @@ pub struct TokenRecordV1 {
     /// The asset tag of the register entry a machine enrolling with this token becomes.
     #[serde(default)]
     pub asset_tag: Option<String>,
+    /// What the enrolling machine becomes (tokens from before this field: workstation).
+    #[serde(default)]
+    pub kind: DeviceKind,
 }
 
 /// When a token was used and by which device.

@@ -20,6 +20,7 @@ fn token(expires_at_ms: i64) -> TokenRecord {
         site: Some("St Elsewhere".to_owned()),
         used: None,
         asset_tag: None,
+        kind: DeviceKind::Workstation,
     }
 }
 

@@ -20,6 +20,7 @@ use prost::Message;
 
 mod inventory;
 mod rollout;
+mod wipe;
 
 /// A running server in a temporary data directory, killed on drop.
 struct TestServer {

@@ -4,7 +4,7 @@
 use custodian_proto::identity::DeviceId;
 
 use super::*;
-use crate::store::{CommitOutcome, DeviceRecord, IncomingReport, StoredEnvelope, TokenRecord};
+use crate::store::{CommitOutcome, DeviceKind, DeviceRecord, IncomingReport, StoredEnvelope, TokenRecord};
 
 fn enrolled_store() -> (tempfile::TempDir, Store, DeviceId) {
     let dir = tempfile::tempdir().unwrap();
@@ -16,6 +16,7 @@ fn enrolled_store() -> (tempfile::TempDir, Store, DeviceId) {
         site: None,
         used: None,
         asset_tag: None,
+        kind: DeviceKind::Workstation,
     };
     store.create_token(&[7; 32], &token).unwrap();
     let device_id = DeviceId::random();

@@ -1,0 +1,196 @@
+//! Wipe stations and wipe attestations for `custodianctl`: station tokens,
+//! the per-disk wipe status of `device show`, and `attestations unmatched`.
+//! Each attestation's signature is re-checked here against the signer's
+//! key, rather than taken from the server.
+
+use std::fmt::Write;
+
+use custodian_proto::envelope::{self, WIPE_ATTESTATION_PAYLOAD_TYPE};
+use custodian_proto::v1 as pb;
+use serde_json::{Value, json};
+
+use super::{Ctl, format_time, status_error};
+
+impl Ctl {
+    /// Attestations whose disk is in no machine's latest inventory.
+    pub async fn unmatched_attestations(&mut self) -> anyhow::Result<Vec<pb::StoredAttestation>> {
+        let res = self
+            .client
+            .list_unmatched_attestations(pb::ListUnmatchedAttestationsRequest {})
+            .await
+            .map_err(status_error)?;
+        Ok(res.into_inner().attestations)
+    }
+}
+
+fn method_name(method: i32) -> &'static str {
+    match pb::WipeMethod::try_from(method) {
+        Ok(pb::WipeMethod::ClearZero) => "clear-zero",
+        Ok(pb::WipeMethod::ClearRandom) => "clear-random",
+        Ok(pb::WipeMethod::ClearMultipass) => "clear-multipass",
+        Ok(pb::WipeMethod::PurgeCryptoErase) => "purge-crypto-erase",
+        Ok(pb::WipeMethod::PurgeSanitize) => "purge-sanitize",
+        _ => "unknown",
+    }
+}
+
+fn verification(att: &pb::WipeAttestation) -> String {
+    let Some(v) = &att.verification else { return "not verified".to_owned() };
+    match pb::VerifyMode::try_from(v.mode) {
+        Ok(pb::VerifyMode::Full) => format!("full read-back ({} of {} blocks)", v.blocks_checked, v.blocks_total),
+        Ok(pb::VerifyMode::Sample) => {
+            format!("sampled read-back {}% ({} of {} blocks)", v.sample_percent, v.blocks_checked, v.blocks_total)
+        }
+        Ok(pb::VerifyMode::None) => "drive status only".to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
+fn outcome(att: &pb::WipeAttestation) -> String {
+    let Some(r) = &att.result else { return "unknown".to_owned() };
+    match pb::WipeOutcome::try_from(r.outcome) {
+        Ok(pb::WipeOutcome::Passed) => "PASSED".to_owned(),
+        Ok(pb::WipeOutcome::Failed) => match r.first_mismatch_offset {
+            Some(offset) => format!("FAILED at byte {offset}: {}", r.reason),
+            None => format!("FAILED: {}", r.reason),
+        },
+        Ok(pb::WipeOutcome::Interrupted) => format!("INTERRUPTED: {}", r.reason),
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// One line describing an attestation.
+fn summary(stored: &pb::StoredAttestation) -> String {
+    let Some(att) = &stored.attestation else { return "no attestation".to_owned() };
+    let by = match pb::DeviceKind::try_from(stored.signer_kind) {
+        Ok(pb::DeviceKind::WipeStation) => format!("wipe station {}", stored.signer_device_id),
+        _ => "the machine itself".to_owned(),
+    };
+    let signature = match verify_stored(stored) {
+        Ok(()) => "signature verified by custodianctl".to_owned(),
+        Err(e) => format!("SIGNATURE DOES NOT VERIFY: {e}"),
+    };
+    format!(
+        "{} by {} on {} ({}, operator {}), verified by {}; {}; {signature}",
+        method_name(att.method),
+        by,
+        format_time(att.finished_at_ms),
+        if att.passes > 0 { format!("{} pass(es), {}", att.passes, att.pattern) } else { att.pattern.clone() },
+        if att.operator.is_empty() { "-" } else { &att.operator },
+        verification(att),
+        outcome(att),
+    )
+}
+
+/// The `Disks` section of `device show`.
+pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
+    if disks.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Disks (wipe status)");
+    for disk in disks {
+        let serial = if disk.serial.is_empty() { "serial unknown" } else { &disk.serial };
+        let _ = writeln!(out, "  {} {} ({}, {} bytes)", disk.name, serial, or_dash(&disk.model), disk.size_bytes);
+        match (&disk.passed, &disk.latest) {
+            (Some(passed), _) => {
+                let _ = writeln!(out, "    wiped: {}", summary(passed));
+            }
+            (None, Some(latest)) => {
+                let _ = writeln!(out, "    NOT wiped; last attempt: {}", summary(latest));
+            }
+            (None, None) => {
+                let _ = writeln!(out, "    NOT wiped: no attestation");
+            }
+        }
+    }
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+fn attestation_json(stored: &pb::StoredAttestation) -> Value {
+    let att = stored.attestation.clone().unwrap_or_default();
+    let disk = att.disk.clone().unwrap_or_default();
+    json!({
+        "signer_device_id": stored.signer_device_id,
+        "signer_kind": if stored.signer_kind == i32::from(pb::DeviceKind::WipeStation) { "wipe-station" } else { "workstation" },
+        "seq": att.seq,
+        "received_at": format_time(stored.received_at_ms),
+        "disk": { "serial": disk.serial, "model": disk.model, "wwn": disk.wwn,
+                  "apparent_size_bytes": disk.apparent_size_bytes, "native_size_bytes": disk.native_size_bytes,
+                  "hidden_area": disk.hidden_area },
+        "method": method_name(att.method),
+        "passes": att.passes,
+        "pattern": att.pattern,
+        "seed": hex::encode(&att.seed),
+        "verification": verification(&att),
+        "result": outcome(&att),
+        "started_at": format_time(att.started_at_ms),
+        "finished_at": format_time(att.finished_at_ms),
+        "tool_version": att.tool_version,
+        "tool_sha256": att.tool_sha256,
+        "operator": att.operator,
+        "source_device_id": att.source_device_id,
+        "signature_verified": verify_stored(stored).is_ok(),
+    })
+}
+
+/// Per-disk wipe status as JSON.
+pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
+    Value::Array(
+        disks
+            .iter()
+            .map(|d| {
+                json!({
+                    "name": d.name,
+                    "serial": d.serial,
+                    "model": d.model,
+                    "size_bytes": d.size_bytes,
+                    "wiped": d.passed.is_some(),
+                    "passed": d.passed.as_ref().map(attestation_json),
+                    "latest": d.latest.as_ref().map(attestation_json),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Unmatched attestations for a terminal.
+pub fn render_unmatched(list: &[pb::StoredAttestation]) -> String {
+    let mut out = String::new();
+    for stored in list {
+        let att = stored.attestation.clone().unwrap_or_default();
+        let disk = att.disk.clone().unwrap_or_default();
+        let serial = if disk.serial.is_empty() { "serial unknown".to_owned() } else { disk.serial.clone() };
+        let _ = writeln!(
+            out,
+            "{serial} ({}, {} bytes), seq {} of {}",
+            or_dash(&disk.model),
+            disk.apparent_size_bytes,
+            att.seq,
+            stored.signer_device_id
+        );
+        let _ = writeln!(out, "    {}", summary(stored));
+    }
+    let _ = writeln!(out, "{} unmatched attestation(s)", list.len());
+    out
+}
+
+/// Unmatched attestations as JSON (an array).
+pub fn render_unmatched_json(list: &[pb::StoredAttestation]) -> String {
+    serde_json::to_string_pretty(&Value::Array(list.iter().map(attestation_json).collect()))
+        .expect("JSON values always serialise")
+}
+
+/// Checks a stored attestation's signature under its signer's enrolled key,
+/// here rather than taking the server's word for it.
+fn verify_stored(stored: &pb::StoredAttestation) -> Result<(), String> {
+    let key_bytes: [u8; 32] = hex::decode(&stored.signer_public_key_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "no valid public key".to_owned())?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
+    let env = stored.envelope.as_ref().ok_or("no envelope")?;
+    envelope::verify(&key, env, WIPE_ATTESTATION_PAYLOAD_TYPE).map(|_| ()).map_err(|e| e.to_string())
+}
