@@ -214,6 +214,17 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
             &["operator", "issue", "--name", name, "--role", role, "--out", dir.join(name).to_str().unwrap()],
         ));
     }
+    // While the server runs, the offline issuer cannot open the store and says what to use instead.
+    let out = fails(
+        Command::new(server_bin())
+            .args(["operator", "issue", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--name", "late", "--role", "admin", "--out"])
+            .arg(dir.join("late"))
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("custodianctl operator issue"), "{out}");
     // Only admin issues operators.
     let out = fails(server.ctl(
         "eve",
@@ -345,8 +356,15 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
     // Export: only IG and admin.
-    let out = fails(server.ctl("sam", &["audit", "export", "--out", dir.join("nope").to_str().unwrap()]));
-    assert!(out.contains("needs one of: ig-auditor, admin"), "{out}");
+    for who in ["sam", "eve"] {
+        let out = fails(server.ctl(who, &["audit", "export", "--out", dir.join("nope").to_str().unwrap()]));
+        assert!(out.contains("needs one of: ig-auditor, admin"), "{out}");
+    }
+    // IG moves nothing: no tokens, no revocations.
+    let out = fails(server.ctl("ida", &["token", "create"]));
+    assert!(out.contains("needs one of: engineer, admin"), "{out}");
+    let out = fails(server.ctl("ida", &["device", "revoke", "NHS-0002", "--reason", "x"]));
+    assert!(out.contains("needs one of: engineer, admin"), "{out}");
     let export = dir.join("export");
     ok(server.ctl("ida", &["audit", "export", "--out", export.to_str().unwrap()]));
     let verified = ok(server.offline(&["audit", "verify", export.to_str().unwrap()]));
