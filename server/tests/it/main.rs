@@ -390,6 +390,38 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
     std::fs::copy(format!("{}.sig", checkpoints[1].display()), format!("{}.sig", altered.display())).unwrap();
     assert!(!openssl_verify(&export, &altered));
 
+    // The server proves its log extends the kept checkpoint.
+    let consistent = ok(server.ctl(
+        "sam",
+        &[
+            "audit",
+            "consistency",
+            "--checkpoint",
+            kept.to_str().unwrap(),
+            "--key",
+            export.join("server-signing.pub.pem").to_str().unwrap(),
+        ],
+    ));
+    assert!(consistent.contains("is consistent with the server's latest"), "{consistent}");
+    // A checkpoint of a different history at the same size is refused.
+    let forged = dir.join("forged-checkpoint");
+    let mut text = std::fs::read_to_string(&kept).unwrap();
+    let root_line = text.lines().nth(2).unwrap().to_owned();
+    text = text.replace(&root_line, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    std::fs::write(&forged, text).unwrap();
+    let out = fails(server.ctl(
+        "sam",
+        &[
+            "audit",
+            "consistency",
+            "--checkpoint",
+            forged.to_str().unwrap(),
+            "--key",
+            export.join("server-signing.pub.pem").to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("NOT CONSISTENT"), "{out}");
+
     // An inclusion proof verifies offline.
     let proof = ok(server.ctl("sam", &["audit", "prove", "3"]));
     std::fs::write(dir.join("proof.json"), &proof).unwrap();
