@@ -79,7 +79,7 @@ impl pb::operator_server::Operator for OperatorService {
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         peer_operator(&req, READERS)?;
         let filter = super::lifecycle::DeviceFilter::from_request(req.get_ref())?;
-        let devices = self.0.store.list_devices_by_facets(|d| filter.matches(d))?;
+        let devices = self.0.store.list_devices_by_facets(filter.state(), |d| filter.matches(d))?;
         Ok(Response::new(pb::ListDevicesResponse { devices: devices.iter().map(to_pb_device).collect() }))
     }
 

@@ -165,6 +165,7 @@ pub struct Store {
     devices: sled::Tree,
     idx_hostname: sled::Tree,
     idx_serial: sled::Tree,
+    idx_facets: sled::Tree,
     reports: sled::Tree,
     tokens: sled::Tree,
     audit: sled::Tree,
@@ -192,7 +193,7 @@ impl Store {
                 // Migrations from older schema versions go here.
             }
         }
-        Ok(Self {
+        let store = Self {
             devices: db.open_tree("devices")?,
             idx_hostname: db.open_tree("idx_hostname")?,
             idx_serial: db.open_tree("idx_serial")?,
@@ -200,8 +201,11 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             audit: db.open_tree("audit")?,
             audit_checkpoints: db.open_tree("audit_checkpoints")?,
+            idx_facets: db.open_tree("idx_facets")?,
             db,
-        })
+        };
+        store.build_facet_index_if_missing()?;
+        Ok(store)
     }
 
     /// Makes every write so far durable.
@@ -256,8 +260,8 @@ impl Store {
         device: DeviceRecord,
         register_match: Option<DeviceId>,
     ) -> Result<DeviceRecord, EnrollError> {
-        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
-            |(tokens, devices, idx_hostname, idx_serial, audit)| {
+        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
+            .transaction(|(tokens, devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let token =
                     tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
                 let mut token: TokenRecord = decode::<VersionedToken>("tokens", &token)
@@ -282,7 +286,7 @@ impl Store {
                     }
                 };
                 let (device, from) = lifecycle::enrolled_record(&device, existing.as_ref(), token.site.clone());
-                put_device(devices, idx_hostname, idx_serial, existing.as_ref(), &device)?;
+                put_device(devices, idx_hostname, idx_serial, idx_facets, existing.as_ref(), &device)?;
                 let mut event = AuditEvent::new(
                     now_ms,
                     AuditEvent::device_actor(device.device_id),
@@ -306,8 +310,7 @@ impl Store {
                     ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
                 })?;
                 Ok(device)
-            },
-        );
+            });
         res.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => EnrollError::Store(e.into()),
@@ -410,8 +413,8 @@ impl Store {
         change: impl Fn(&mut DeviceRecord) -> bool,
         event: Option<AuditEvent>,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
-            |(devices, idx_hostname, idx_serial, audit)| {
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit).transaction(
+            |(devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -420,7 +423,7 @@ impl Store {
                 let mut device = old.clone();
                 let changed = change(&mut device);
                 if changed {
-                    put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                    put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                     if let Some(event) = &event {
                         audit::append(audit, event.clone())?;
                     }
@@ -448,8 +451,8 @@ impl Store {
         )
         .with_detail("report_seq", report.seq.to_string());
         event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
-        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.reports, &self.audit).transaction(
-            |(devices, idx_hostname, idx_serial, reports, audit)| {
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.reports, &self.audit)
+            .transaction(|(devices, idx_hostname, idx_serial, idx_facets, reports, audit)| {
                 let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
                     return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
                 };
@@ -493,11 +496,10 @@ impl Store {
                 if !macs.is_empty() {
                     device.macs = macs.clone();
                 }
-                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                 audit::append(audit, event.clone())?;
                 Ok(Ok(CommitOutcome::Accepted))
-            },
-        );
+            });
         res.map_err(flatten_tx_error)
     }
 
@@ -541,10 +543,19 @@ fn put_device(
     devices: &TransactionalTree,
     idx_hostname: &TransactionalTree,
     idx_serial: &TransactionalTree,
+    idx_facets: &TransactionalTree,
     old: Option<&DeviceRecord>,
     device: &DeviceRecord,
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
     let id = device.device_id;
+    let new_facet = lifecycle::facet_entry(device);
+    let old_facet = old.map(lifecycle::facet_entry);
+    if old_facet.as_ref() != Some(&new_facet) {
+        if let Some((key, _)) = &old_facet {
+            idx_facets.remove(key.as_slice())?;
+        }
+        idx_facets.insert(new_facet.0.as_slice(), new_facet.1.as_slice())?;
+    }
     if let Some(old) = old
         && old.hostname != device.hostname
     {
