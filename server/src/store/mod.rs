@@ -7,7 +7,11 @@
 //!   updated in the same transaction as the device record;
 //! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`];
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
-//! - `meta`: the schema version.
+//! - `meta`: the schema version;
+//! - `idx_facets`: state byte ‖ device id → site and models, for filtered
+//!   lists (see `lifecycle.rs`); `idx_serial` also holds asset tags and MACs;
+//! - `audit`, `audit_checkpoints`: the audit trail (see `audit.rs`), appended
+//!   in the same transaction as the change each event records.
 //!
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
