@@ -173,14 +173,16 @@ fn main() {
             times[SAMPLES - 1].as_secs_f64() * 1e6
         );
     }
-    for (label, filter) in [
+    for (label, state, filter) in [
         (
             "--state in_stock",
+            Some(LifecycleState::InStock),
             Box::new(|d: &DeviceFacets<'_>| d.state == LifecycleState::InStock)
                 as Box<dyn Fn(&DeviceFacets<'_>) -> bool>,
         ),
         (
             "--site site-7 --model latitude",
+            None,
             Box::new(|d: &DeviceFacets<'_>| {
                 d.site.is_some_and(|s| s.eq_ignore_ascii_case("site-7"))
                     && [d.model, d.registered_model]
@@ -193,7 +195,7 @@ fn main() {
         let mut n_found = 0;
         for _ in 0..5 {
             let start = Instant::now();
-            let devices = store.list_devices_by_facets(|d| filter(d)).unwrap();
+            let devices = store.list_devices_by_facets(state, |d| filter(d)).unwrap();
             n_found = devices.len();
             times.push(start.elapsed());
         }

@@ -1,6 +1,10 @@
-//! Signing checkpoints: the server signs the tree head every N events and at
-//! least every interval (a background task), and on demand before an
-//! export or a proof so that every event is covered.
+//! Signing checkpoints: the server signs the tree at every multiple of N
+//! events and the head at least every interval (a background task), and on
+//! demand before an export or a proof so that every event is covered.
+//!
+//! The task keeps its own [`Frontier`], fed from the recorded leaf hashes of
+//! new events, so it can sign the tree at exactly N, 2N, 3N... events even
+//! when many more arrived since its last look, at O(log n) per event.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,6 +16,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use tracing::{error, info};
 
 use super::checkpoint::{Checkpoint, load_signing_key, origin_for};
+use super::merkle::Frontier;
 use crate::config::DataDir;
 use crate::store::{Store, StoreError, StoredCheckpoint};
 
@@ -76,42 +81,108 @@ impl CheckpointSigner {
         Ok(Some(stored))
     }
 
+    /// Signs and stores a checkpoint of the tree `frontier` describes.
+    fn sign_frontier(&self, store: &Store, frontier: &Frontier, now_ms: i64) -> Result<StoredCheckpoint, StoreError> {
+        let checkpoint =
+            Checkpoint { origin: self.origin.clone(), size: frontier.size, root: frontier.root(), time_ms: now_ms };
+        let (text, signature) = checkpoint.sign(&self.key);
+        let stored = StoredCheckpoint { size: frontier.size, time_ms: now_ms, text, signature: signature.to_vec() };
+        store.put_checkpoint(&stored)?;
+        Ok(stored)
+    }
+
     /// Signs a checkpoint if the latest one does not cover every event.
     pub fn cover_everything(&self, store: &Store, now_ms: i64) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.sign_if(store, now_ms, |size, latest| latest.is_none_or(|l| l.size < size))
     }
 }
 
-/// Whether the policy wants a checkpoint now.
-pub fn due(policy: CheckpointPolicy, now_ms: i64, size: u64, latest: Option<&StoredCheckpoint>) -> bool {
-    let Some(latest) = latest else {
-        return true;
-    };
-    let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
-    size >= latest.size.saturating_add(policy.every_events) || now_ms.saturating_sub(latest.time_ms) >= interval_ms
+/// The background signer's view of the log: a frontier that follows the
+/// store's recorded leaf hashes.
+#[derive(Debug, Default)]
+pub struct Follower {
+    frontier: Frontier,
 }
 
-/// The background task: checks once a second and signs when due.
+impl Follower {
+    /// Reads the events appended since the last call and signs a checkpoint
+    /// at every multiple of `every_events` passed that is newer than the
+    /// latest checkpoint; then signs the head if `interval` has passed since
+    /// the latest checkpoint. Returns the checkpoints signed.
+    pub fn step(
+        &mut self,
+        store: &Store,
+        signer: &CheckpointSigner,
+        policy: CheckpointPolicy,
+        now_ms: i64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let every = policy.every_events.max(1);
+        let mut signed = Vec::new();
+        let head = store.audit_head()?;
+        let mut latest_size = store.latest_checkpoint()?.map_or(0, |c| c.size);
+        while self.frontier.size < head.size {
+            let batch = store.audit_entries(self.frontier.size, 10_000)?;
+            if batch.is_empty() {
+                break;
+            }
+            for entry in batch {
+                if entry.seq != self.frontier.size {
+                    return Err(StoreError::Decode {
+                        tree: "audit",
+                        error: format!("event {} found where {} was due", entry.seq, self.frontier.size),
+                    });
+                }
+                self.frontier.push(entry.leaf_hash);
+                if self.frontier.size.is_multiple_of(every) && self.frontier.size > latest_size {
+                    let _guard = signer.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    signed.push(signer.sign_frontier(store, &self.frontier, now_ms)?);
+                    latest_size = self.frontier.size;
+                }
+            }
+        }
+        if let Some(stored) = signer.sign_if(store, now_ms, |size, latest| {
+            latest.is_none_or(|l| {
+                let interval_ms = i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX);
+                now_ms.saturating_sub(l.time_ms) >= interval_ms && size > 0
+            })
+        })? {
+            signed.push(stored);
+        }
+        Ok(signed)
+    }
+}
+
+/// The background task: once a second, follows the log and signs what is due.
 pub async fn run(store: Store, signer: std::sync::Arc<CheckpointSigner>, policy: CheckpointPolicy) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut follower = Some(Follower::default());
     loop {
         tick.tick().await;
         let now = custodian_proto::now_ms();
         let (store2, signer2) = (store.clone(), signer.clone());
+        let mut moved = follower.take().unwrap_or_default();
         let res = tokio::task::spawn_blocking(move || {
-            signer2.sign_if(&store2, now, |size, latest| due(policy, now, size, latest))
+            let res = moved.step(&store2, &signer2, policy, now);
+            (moved, res)
         })
         .await;
         match res {
-            Ok(Ok(Some(checkpoint))) => {
-                if let Err(e) = store.flush().await {
-                    error!(error = %e, "failed to flush a checkpoint");
-                } else {
-                    info!(size = checkpoint.size, "audit checkpoint signed");
+            Ok((back, res)) => {
+                follower = Some(back);
+                match res {
+                    Ok(signed) if signed.is_empty() => {}
+                    Ok(signed) => {
+                        if let Err(e) = store.flush().await {
+                            error!(error = %e, "failed to flush audit checkpoints");
+                        } else {
+                            let sizes: Vec<u64> = signed.iter().map(|c| c.size).collect();
+                            info!(?sizes, "audit checkpoints signed");
+                        }
+                    }
+                    Err(e) => error!(error = %e, "failed to sign an audit checkpoint"),
                 }
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => error!(error = %e, "failed to sign an audit checkpoint"),
+            // The follower is lost with the task; the next tick rebuilds it from the store.
             Err(e) => error!(error = %e, "failed to run the checkpoint signer"),
         }
     }

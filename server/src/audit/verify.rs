@@ -79,7 +79,6 @@ impl VerifyOutcome {
 struct LoadedCheckpoint {
     file: PathBuf,
     checkpoint: Checkpoint,
-    bytes: Vec<u8>,
 }
 
 #[derive(Deserialize)]
@@ -227,7 +226,6 @@ pub fn verify_export(dir: &Path, kept: Option<&Path>) -> anyhow::Result<VerifyOu
             outcome.n_checkpoints_ok += 1;
             outcome.latest_checkpoint_size = Some(size);
         }
-        let _ = &loaded.bytes;
     }
 
     if let Some(kept) = &kept {
@@ -285,7 +283,7 @@ fn load_checkpoints(
             continue;
         }
         match Checkpoint::parse(&bytes) {
-            Ok(checkpoint) => loaded.push(LoadedCheckpoint { file, checkpoint, bytes }),
+            Ok(checkpoint) => loaded.push(LoadedCheckpoint { file, checkpoint }),
             Err(e) => outcome.problem(None, format!("checkpoint {}: {e}", file.display())),
         }
     }

@@ -84,6 +84,15 @@ enum AuditCommand {
         /// The event's sequence number.
         seq: u64,
     },
+    /// Check the server's log extends a kept checkpoint (consistency proof, checked here).
+    Consistency {
+        /// The checkpoint file kept from earlier.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The server's signing key (server-signing.pub.pem).
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Verify an inclusion proof OFFLINE.
     VerifyProof {
         /// The proof file (as printed by `audit prove`).
@@ -434,6 +443,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 summary.n_checkpoints,
                 out.display()
             );
+        }
+        Command::Audit(AuditCommand::Consistency { checkpoint, key }) => {
+            println!("OK {}", ctl.check_consistency(&checkpoint, &key).await?);
         }
         Command::Audit(AuditCommand::Prove { seq }) => {
             outln!("{}", ctl.prove(seq).await?);

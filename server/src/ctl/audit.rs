@@ -69,6 +69,52 @@ impl Ctl {
     }
 }
 
+impl Ctl {
+    /// Asks the server for a consistency proof from the kept checkpoint
+    /// `kept` to its latest checkpoint and checks it here against the public
+    /// key in `key`: the latest checkpoint's signature, and that the kept
+    /// tree is a prefix of it. Returns a description.
+    pub async fn check_consistency(&self, kept: &Path, key: &Path) -> anyhow::Result<String> {
+        use crate::audit::checkpoint::{Checkpoint, verify_signature};
+        use crate::audit::merkle::verify_consistency;
+        let kept_bytes = std::fs::read(kept).with_context(|| format!("read {}", kept.display()))?;
+        let kept = Checkpoint::parse(&kept_bytes)?;
+        let pem = std::fs::read_to_string(key).with_context(|| format!("read {}", key.display()))?;
+        let key = load_verifying_key(&pem)?;
+        let res = self
+            .audit()
+            .prove_consistency(pb::ProveConsistencyRequest { first_size: kept.size })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        anyhow::ensure!(
+            verify_signature(&key, res.checkpoint.as_bytes(), &res.signature),
+            "the server's latest checkpoint does not verify against the signing key"
+        );
+        let latest = Checkpoint::parse(res.checkpoint.as_bytes())?;
+        let path = res
+            .path
+            .iter()
+            .map(|h| hex::decode(h).ok().and_then(|b| Hash::try_from(b).ok()))
+            .collect::<Option<Vec<Hash>>>()
+            .context("the proof holds a malformed hash")?;
+        anyhow::ensure!(
+            verify_consistency(kept.size, latest.size, &kept.root, &latest.root, &path),
+            "NOT CONSISTENT: the server's log of {} events does not extend the kept checkpoint of {} events; \
+             history before seq {} was rewritten",
+            latest.size,
+            kept.size,
+            kept.size
+        );
+        Ok(format!(
+            "the kept checkpoint ({} events) is consistent with the server's latest ({} events, signed at {})",
+            kept.size,
+            latest.size,
+            super::format_time(latest.time_ms)
+        ))
+    }
+}
+
 /// Verifies an export directory offline.
 pub fn verify_export_dir(dir: &Path, kept: Option<&Path>) -> anyhow::Result<VerifyOutcome> {
     verify_export(dir, kept)

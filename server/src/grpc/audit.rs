@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use super::Shared;
-use crate::audit::merkle::inclusion_proof;
+use crate::audit::merkle::{consistency_proof, inclusion_proof};
 use crate::audit::verify::InclusionProof;
 use crate::peer::peer_operator;
 
@@ -142,5 +142,31 @@ impl pb::audit_server::Audit for AuditService {
             device_id: device.device_id.to_string(),
             events: events.into_iter().map(|e| e.bytes).collect(),
         }))
+    }
+
+    async fn prove_consistency(
+        &self,
+        req: Request<pb::ProveConsistencyRequest>,
+    ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
+        peer_operator(&req, READERS)?;
+        let first = req.into_inner().first_size;
+        let shared = self.0.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<pb::ProveConsistencyResponse, Status> {
+            let store = &shared.store;
+            if shared.signer.cover_everything(store, custodian_proto::now_ms())?.is_some() {
+                store.flush_blocking()?;
+            }
+            let checkpoint = store.latest_checkpoint()?.ok_or_else(|| Status::not_found("the log is empty"))?;
+            let leaves = store.audit_leaf_hashes(checkpoint.size)?;
+            let path = consistency_proof(&leaves, first).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            Ok(pb::ProveConsistencyResponse {
+                checkpoint: checkpoint.text,
+                signature: checkpoint.signature,
+                path: path.iter().map(hex::encode).collect(),
+            })
+        })
+        .await
+        .map_err(|e| super::internal("prove consistency", &e))??;
+        Ok(Response::new(res))
     }
 }

@@ -96,6 +96,11 @@ impl DeviceFilter {
         Ok(Self { state, site: text(&req.site), model: text(&req.model) })
     }
 
+    /// The state filter, if any.
+    pub(super) fn state(&self) -> Option<LifecycleState> {
+        self.state
+    }
+
     /// Whether a device with these facets passes.
     pub(super) fn matches(&self, device: &DeviceFacets<'_>) -> bool {
         self.state.is_none_or(|s| device.state == s)

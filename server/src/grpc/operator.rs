@@ -83,7 +83,7 @@ impl pb::operator_server::Operator for OperatorService {
         let filter = super::lifecycle::DeviceFilter::from_request(&req)?;
         let now = custodian_proto::now_ms();
         let mut summaries = Vec::new();
-        for device in self.0.store.list_devices_by_facets(|d| filter.matches(d))? {
+        for device in self.0.store.list_devices_by_facets(filter.state(), |d| filter.matches(d))? {
             let mut summary = to_pb_device(&device);
             super::inventory::add_compliance(&self.0, &mut summary, &device)?;
             if super::inventory::passes(&summary, &req, now) {

@@ -127,47 +127,50 @@ impl Store {
             &self.devices,
             &self.idx_hostname,
             &self.idx_serial,
+            &self.idx_facets,
             &self.attestations,
             &self.idx_attestation_serial,
             &self.audit,
         );
-        let res = trees.transaction(|(devices, idx_hostname, idx_serial, attestations, idx_att_serial, audit_tree)| {
-            let Some(bytes) = devices.get(att.signer.as_bytes())? else {
-                return Ok(Err(CommitReportError::UnknownDevice(att.signer)));
-            };
-            let old: DeviceRecord =
-                decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
-            if old.revocation.is_some() {
-                return Ok(Err(CommitReportError::Revoked(att.signer)));
-            }
-            if old.state.refuses_device() {
-                return Ok(Err(CommitReportError::Refused { device_id: att.signer, state: old.state }));
-            }
-            if att.seq <= old.last_seq {
-                let stored = match attestations.get(key)? {
-                    Some(bytes) => Some(
-                        decode::<VersionedAttestation>(ATTESTATIONS_TREE, &bytes)
-                            .map_err(ConflictableTransactionError::Abort)?
-                            .into_record()
-                            .envelope,
-                    ),
-                    None => None,
+        let res = trees.transaction(
+            |(devices, idx_hostname, idx_serial, idx_facets, attestations, idx_att_serial, audit_tree)| {
+                let Some(bytes) = devices.get(att.signer.as_bytes())? else {
+                    return Ok(Err(CommitReportError::UnknownDevice(att.signer)));
                 };
-                return Ok(replay_outcome(stored.as_ref(), &att.envelope, att.seq, old.last_seq));
-            }
-            attestations.insert(key.as_slice(), encode(&VersionedAttestation::V1(record.clone())))?;
-            if !att.disk_serial.trim().is_empty() {
-                let mut idx = index_prefix(&att.disk_serial);
-                idx.extend_from_slice(&key);
-                idx_att_serial.insert(idx, &[])?;
-            }
-            let mut device = old.clone();
-            device.last_seq = att.seq;
-            device.last_seen_ms = Some(att.envelope.received_at_ms);
-            put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
-            super::audit::append(audit_tree, event.clone())?;
-            Ok(Ok(CommitOutcome::Accepted))
-        });
+                let old: DeviceRecord =
+                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
+                if old.revocation.is_some() {
+                    return Ok(Err(CommitReportError::Revoked(att.signer)));
+                }
+                if old.state.refuses_device() {
+                    return Ok(Err(CommitReportError::Refused { device_id: att.signer, state: old.state }));
+                }
+                if att.seq <= old.last_seq {
+                    let stored = match attestations.get(key)? {
+                        Some(bytes) => Some(
+                            decode::<VersionedAttestation>(ATTESTATIONS_TREE, &bytes)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .into_record()
+                                .envelope,
+                        ),
+                        None => None,
+                    };
+                    return Ok(replay_outcome(stored.as_ref(), &att.envelope, att.seq, old.last_seq));
+                }
+                attestations.insert(key.as_slice(), encode(&VersionedAttestation::V1(record.clone())))?;
+                if !att.disk_serial.trim().is_empty() {
+                    let mut idx = index_prefix(&att.disk_serial);
+                    idx.extend_from_slice(&key);
+                    idx_att_serial.insert(idx, &[])?;
+                }
+                let mut device = old.clone();
+                device.last_seq = att.seq;
+                device.last_seen_ms = Some(att.envelope.received_at_ms);
+                put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
+                super::audit::append(audit_tree, event.clone())?;
+                Ok(Ok(CommitOutcome::Accepted))
+            },
+        );
         res.map_err(flatten_tx_error)
     }
 

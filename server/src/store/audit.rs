@@ -2,7 +2,9 @@
 //! Merkle tree's compact frontier, and the signed checkpoints.
 //!
 //! Tree `audit` (every key starts with a one-byte tag):
-//! - `s`: the [`Frontier`] after the last append (rmp-serde, versioned);
+//! - `s`: the [`Frontier`] after the last append: version byte `1`, size
+//!   (big-endian u64), then one 32-byte hash per set bit of the size (raw
+//!   bytes rather than rmp-serde: this is rewritten on every append);
 //! - `e` ‖ seq (big-endian u64): leaf hash (32 bytes) ‖ the exact event bytes;
 //! - `d` ‖ device id ‖ seq: empty, an index of each device's events.
 //!
@@ -36,9 +38,35 @@ pub struct StoredCheckpointV1 {
     pub signature: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
-enum VersionedAuditState {
-    V1(Frontier),
+/// The version byte of the stored frontier.
+const STATE_V1: u8 = 1;
+
+fn encode_state(frontier: &Frontier) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(9 + 32 * frontier.nodes.len());
+    bytes.push(STATE_V1);
+    bytes.extend_from_slice(&frontier.size.to_be_bytes());
+    for node in &frontier.nodes {
+        bytes.extend_from_slice(node);
+    }
+    bytes
+}
+
+fn decode_state(bytes: &[u8]) -> Result<Frontier, StoreError> {
+    let bad = |error: &str| StoreError::Decode { tree: "audit", error: format!("audit state: {error}") };
+    let (&version, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
+    if version != STATE_V1 {
+        return Err(bad(&format!("unknown version {version}")));
+    }
+    if rest.len() < 8 {
+        return Err(bad("too short"));
+    }
+    let (size, hashes) = rest.split_at(8);
+    let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
+    if hashes.len() != 32 * size.count_ones() as usize {
+        return Err(bad("hash count does not match the size"));
+    }
+    let nodes = hashes.chunks_exact(32).map(|h| h.try_into().expect("32 bytes")).collect();
+    Ok(Frontier { size, nodes })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,11 +117,7 @@ pub(super) fn append(
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
     let mut frontier = match audit.get(STATE_KEY)? {
         None => Frontier::default(),
-        Some(bytes) => {
-            match decode::<VersionedAuditState>("audit", &bytes).map_err(ConflictableTransactionError::Abort)? {
-                VersionedAuditState::V1(frontier) => frontier,
-            }
-        }
+        Some(bytes) => decode_state(&bytes).map_err(ConflictableTransactionError::Abort)?,
     };
     let seq = frontier.size;
     event.seq = seq;
@@ -107,7 +131,7 @@ pub(super) fn append(
         audit.insert(&device_key(device_id, seq), &[])?;
     }
     frontier.push(hash);
-    audit.insert(STATE_KEY, encode(&VersionedAuditState::V1(frontier)))?;
+    audit.insert(STATE_KEY, encode_state(&frontier))?;
     Ok(seq)
 }
 
@@ -122,9 +146,7 @@ impl Store {
     pub fn audit_head(&self) -> Result<Frontier, StoreError> {
         match self.audit.get(STATE_KEY)? {
             None => Ok(Frontier::default()),
-            Some(bytes) => match decode::<VersionedAuditState>("audit", &bytes)? {
-                VersionedAuditState::V1(frontier) => Ok(frontier),
-            },
+            Some(bytes) => decode_state(&bytes),
         }
     }
 
@@ -207,3 +229,6 @@ impl Store {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -138,61 +138,108 @@ pub(super) fn enrolled_record(
     }
 }
 
-fn decode_borrowed<'a, T: serde::Deserialize<'a>>(tree: &'static str, bytes: &'a [u8]) -> Result<T, StoreError> {
-    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Decode { tree, error: e.to_string() })
+fn state_byte(state: LifecycleState) -> u8 {
+    LifecycleState::ALL.iter().position(|s| *s == state).expect("every state is in ALL") as u8
+}
+
+/// The facet index entry of a device: key state byte ‖ id; value three
+/// length-prefixed (u16 big-endian) lowercase strings: site, model,
+/// registered model.
+pub(super) fn facet_entry(device: &DeviceRecord) -> (Vec<u8>, Vec<u8>) {
+    let mut key = Vec::with_capacity(17);
+    key.push(state_byte(device.state));
+    key.extend_from_slice(device.device_id.as_bytes());
+    let mut value = Vec::new();
+    for text in [&device.site, &device.model, &device.registered_model] {
+        let text = text.as_deref().unwrap_or("").to_lowercase();
+        let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+        value.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        value.extend_from_slice(bytes);
+    }
+    (key, value)
+}
+
+fn parse_facets<'a>(key: &[u8], value: &'a [u8]) -> Result<(DeviceId, DeviceFacets<'a>), StoreError> {
+    let bad = || StoreError::Decode { tree: "idx_facets", error: "malformed entry".to_owned() };
+    if key.len() != 17 {
+        return Err(bad());
+    }
+    let state = *LifecycleState::ALL.get(key[0] as usize).ok_or_else(bad)?;
+    let device_id = DeviceId::from_bytes(key[1..].try_into().expect("16 bytes"));
+    let mut rest = value;
+    let mut texts: [Option<&'a str>; 3] = [None; 3];
+    for text in &mut texts {
+        if rest.len() < 2 {
+            return Err(bad());
+        }
+        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        let bytes = rest.get(2..2 + len).ok_or_else(bad)?;
+        let s = std::str::from_utf8(bytes).map_err(|_| bad())?;
+        *text = (!s.is_empty()).then_some(s);
+        rest = &rest[2 + len..];
+    }
+    let [site, model, registered_model] = texts;
+    Ok((device_id, DeviceFacets { state, site, model, registered_model }))
 }
 
 fn same(a: Option<&str>, b: &str) -> bool {
     a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b.trim()))
 }
 
-/// The facets `device list` filters on, read from a stored record without
-/// decoding the rest of it.
-#[derive(Debug, serde::Deserialize)]
+/// The facets `device list` filters on, read from the facet index
+/// (strings lowercase).
+#[derive(Debug)]
 pub struct DeviceFacets<'a> {
     /// Lifecycle state.
-    #[serde(default = "staged")]
     pub state: LifecycleState,
     /// Site.
-    #[serde(borrow)]
     pub site: Option<&'a str>,
     /// Model from the latest report.
-    #[serde(borrow)]
     pub model: Option<&'a str>,
     /// Model as registered.
-    #[serde(default, borrow)]
     pub registered_model: Option<&'a str>,
 }
 
-fn staged() -> LifecycleState {
-    LifecycleState::Staged
-}
-
-#[derive(serde::Deserialize)]
-enum VersionedFacets<'a> {
-    #[serde(borrow)]
-    V1(DeviceFacets<'a>),
-}
-
 impl Store {
-    /// Every device whose facets pass `filter`, ordered by hostname then id.
-    /// Only the records that pass are decoded in full, which keeps a
-    /// selective list fast on a large register.
+    /// Every device whose facets pass `filter` (only devices in `state`, if
+    /// given), ordered by hostname then id. It reads the compact facet index
+    /// (`idx_facets`: state byte ‖ device id → lowercase site, model and
+    /// registered model), and decodes in full only the devices that pass.
     pub fn list_devices_by_facets(
         &self,
+        state: Option<LifecycleState>,
         filter: impl Fn(&DeviceFacets<'_>) -> bool,
     ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let prefix: Vec<u8> = state.map(|s| vec![state_byte(s)]).unwrap_or_default();
         let mut devices = Vec::new();
-        for bytes in self.devices.iter().values() {
-            let bytes = bytes?;
-            let facets: VersionedFacets<'_> = decode_borrowed("devices", &bytes)?;
-            let VersionedFacets::V1(facets) = facets;
-            if filter(&facets) {
-                devices.push(decode::<VersionedDevice>("devices", &bytes)?.into());
+        for item in self.idx_facets.scan_prefix(prefix) {
+            let (key, value) = item?;
+            let facets = parse_facets(&key, &value)?;
+            if filter(&facets.1) {
+                let device = self.device(facets.0)?.ok_or_else(|| StoreError::Decode {
+                    tree: "idx_facets",
+                    error: format!("indexed device {} is missing", facets.0),
+                })?;
+                devices.push(device);
             }
         }
         devices.sort_by_cached_key(|d: &DeviceRecord| (d.hostname.to_lowercase(), d.device_id));
         Ok(devices)
+    }
+
+    /// Builds the facet index from the device records if it is empty (a
+    /// store written before it existed).
+    pub(super) fn build_facet_index_if_missing(&self) -> Result<(), StoreError> {
+        if !self.idx_facets.is_empty() || self.devices.is_empty() {
+            return Ok(());
+        }
+        for bytes in self.devices.iter().values() {
+            let device: DeviceRecord = decode::<VersionedDevice>("devices", &bytes?)?.into();
+            let (key, value) = facet_entry(&device);
+            self.idx_facets.insert(key, value)?;
+        }
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Every device that passes `filter`, ordered by hostname then id. Only
@@ -312,10 +359,10 @@ impl Store {
                 event
             })
             .collect();
-        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit)
-            .transaction(|(devices, idx_hostname, idx_serial, audit_tree)| {
+        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
+            .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
                 for (record, event) in records.iter().zip(&events) {
-                    put_device(devices, idx_hostname, idx_serial, None, record)?;
+                    put_device(devices, idx_hostname, idx_serial, idx_facets, None, record)?;
                     audit::append(audit_tree, event.clone())?;
                 }
                 Ok(())
@@ -345,8 +392,8 @@ impl Store {
                 event = event.with_detail(key, value.clone());
             }
         }
-        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit)
-            .transaction(|(devices, idx_hostname, idx_serial, audit_tree)| {
+        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
+            .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -374,7 +421,7 @@ impl Store {
                         reason: "disposed".to_owned(),
                     });
                 }
-                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                 let seq = audit::append(audit_tree, event.clone())?;
                 Ok(Some(TransitionOutcome::Moved(Box::new(device), seq)))
             })
@@ -411,3 +458,6 @@ fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
         kind: super::DeviceKind::Workstation,
     }
 }
+
+#[cfg(test)]
+mod tests;

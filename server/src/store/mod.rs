@@ -9,6 +9,10 @@
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
 //! - `meta`: the schema version;
 //! - `inventory_latest`, `inventory_changes`: inventory history (see [`inventory`]).
+//! - `idx_facets`: state byte ‖ device id → site and models, for filtered
+//!   lists (see `lifecycle.rs`); `idx_serial` also holds asset tags and MACs;
+//! - `audit`, `audit_checkpoints`: the audit trail (see `audit.rs`), appended
+//!   in the same transaction as the change each event records.
 //!
 //! Writes are not durable until [`Store::flush`] returns: sled syncs in the
 //! background, so callers flush before they acknowledge anything.
@@ -188,6 +192,7 @@ pub struct Store {
     devices: sled::Tree,
     idx_hostname: sled::Tree,
     idx_serial: sled::Tree,
+    idx_facets: sled::Tree,
     reports: sled::Tree,
     tokens: sled::Tree,
     inventory_latest: sled::Tree,
@@ -227,7 +232,7 @@ impl Store {
                 // Migrations from older schema versions go here.
             }
         }
-        Ok(Self {
+        let store = Self {
             devices: db.open_tree("devices")?,
             idx_hostname: db.open_tree("idx_hostname")?,
             idx_serial: db.open_tree("idx_serial")?,
@@ -239,8 +244,11 @@ impl Store {
             audit_checkpoints: db.open_tree("audit_checkpoints")?,
             attestations: db.open_tree(attestation::ATTESTATIONS_TREE)?,
             idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
+            idx_facets: db.open_tree("idx_facets")?,
             db,
-        })
+        };
+        store.build_facet_index_if_missing()?;
+        Ok(store)
     }
 
     /// Makes every write so far durable.
@@ -295,8 +303,8 @@ impl Store {
         device: DeviceRecord,
         register_match: Option<DeviceId>,
     ) -> Result<DeviceRecord, EnrollError> {
-        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
-            |(tokens, devices, idx_hostname, idx_serial, audit)| {
+        let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
+            .transaction(|(tokens, devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let token =
                     tokens.get(token_hash)?.ok_or(ConflictableTransactionError::Abort(EnrollError::UnknownToken))?;
                 let mut token: TokenRecord = decode::<VersionedToken>("tokens", &token)
@@ -323,7 +331,7 @@ impl Store {
                 let (mut device, from) = lifecycle::enrolled_record(&device, existing.as_ref(), token.site.clone());
                 // The token decides what the machine is: a workstation or a wipe station.
                 device.kind = token.kind;
-                put_device(devices, idx_hostname, idx_serial, existing.as_ref(), &device)?;
+                put_device(devices, idx_hostname, idx_serial, idx_facets, existing.as_ref(), &device)?;
                 let mut event = AuditEvent::new(
                     now_ms,
                     AuditEvent::device_actor(device.device_id),
@@ -347,8 +355,7 @@ impl Store {
                     ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
                 })?;
                 Ok(device)
-            },
-        );
+            });
         res.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => EnrollError::Store(e.into()),
@@ -451,8 +458,8 @@ impl Store {
         change: impl Fn(&mut DeviceRecord) -> bool,
         event: Option<AuditEvent>,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
-        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.audit).transaction(
-            |(devices, idx_hostname, idx_serial, audit)| {
+        let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit).transaction(
+            |(devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -461,7 +468,7 @@ impl Store {
                 let mut device = old.clone();
                 let changed = change(&mut device);
                 if changed {
-                    put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                    put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                     if let Some(event) = &event {
                         audit::append(audit, event.clone())?;
                     }
@@ -496,13 +503,14 @@ impl Store {
             &self.devices,
             &self.idx_hostname,
             &self.idx_serial,
+            &self.idx_facets,
             &self.reports,
             &self.inventory_latest,
             &self.inventory_changes,
             &self.audit,
         );
         let res = trees.transaction(
-            |(devices, idx_hostname, idx_serial, reports, inventory_latest, inventory_changes, audit)| {
+            |(devices, idx_hostname, idx_serial, idx_facets, reports, inventory_latest, inventory_changes, audit)| {
                 let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
                     return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
                 };
@@ -549,7 +557,7 @@ impl Store {
                 if !macs.is_empty() {
                     device.macs = macs.clone();
                 }
-                put_device(devices, idx_hostname, idx_serial, Some(&old), &device)?;
+                put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                 audit::append(audit, event.clone())?;
                 // Changes IG must see (a disk gone, encryption lost) are audit
                 // events of their own, in the same transaction.
@@ -648,10 +656,19 @@ fn put_device(
     devices: &TransactionalTree,
     idx_hostname: &TransactionalTree,
     idx_serial: &TransactionalTree,
+    idx_facets: &TransactionalTree,
     old: Option<&DeviceRecord>,
     device: &DeviceRecord,
 ) -> Result<(), sled::transaction::UnabortableTransactionError> {
     let id = device.device_id;
+    let new_facet = lifecycle::facet_entry(device);
+    let old_facet = old.map(lifecycle::facet_entry);
+    if old_facet.as_ref() != Some(&new_facet) {
+        if let Some((key, _)) = &old_facet {
+            idx_facets.remove(key.as_slice())?;
+        }
+        idx_facets.insert(new_facet.0.as_slice(), new_facet.1.as_slice())?;
+    }
     if let Some(old) = old
         && old.hostname != device.hostname
     {

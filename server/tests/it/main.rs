@@ -219,6 +219,17 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
             &["operator", "issue", "--name", name, "--role", role, "--out", dir.join(name).to_str().unwrap()],
         ));
     }
+    // While the server runs, the offline issuer cannot open the store and says what to use instead.
+    let out = fails(
+        Command::new(server_bin())
+            .args(["operator", "issue", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--name", "late", "--role", "admin", "--out"])
+            .arg(dir.join("late"))
+            .output()
+            .unwrap(),
+    );
+    assert!(out.contains("custodianctl operator issue"), "{out}");
     // Only admin issues operators.
     let out = fails(server.ctl(
         "eve",
@@ -350,8 +361,15 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
     // Export: only IG and admin.
-    let out = fails(server.ctl("sam", &["audit", "export", "--out", dir.join("nope").to_str().unwrap()]));
-    assert!(out.contains("needs one of: ig-auditor, admin"), "{out}");
+    for who in ["sam", "eve"] {
+        let out = fails(server.ctl(who, &["audit", "export", "--out", dir.join("nope").to_str().unwrap()]));
+        assert!(out.contains("needs one of: ig-auditor, admin"), "{out}");
+    }
+    // IG moves nothing: no tokens, no revocations.
+    let out = fails(server.ctl("ida", &["token", "create"]));
+    assert!(out.contains("needs one of: engineer, admin"), "{out}");
+    let out = fails(server.ctl("ida", &["device", "revoke", "NHS-0002", "--reason", "x"]));
+    assert!(out.contains("needs one of: engineer, admin"), "{out}");
     let export = dir.join("export");
     ok(server.ctl("ida", &["audit", "export", "--out", export.to_str().unwrap()]));
     let verified = ok(server.offline(&["audit", "verify", export.to_str().unwrap()]));
@@ -376,6 +394,38 @@ async fn scripted_history_lifecycle_roles_and_audit_trail() {
     std::fs::write(&altered, bytes).unwrap();
     std::fs::copy(format!("{}.sig", checkpoints[1].display()), format!("{}.sig", altered.display())).unwrap();
     assert!(!openssl_verify(&export, &altered));
+
+    // The server proves its log extends the kept checkpoint.
+    let consistent = ok(server.ctl(
+        "sam",
+        &[
+            "audit",
+            "consistency",
+            "--checkpoint",
+            kept.to_str().unwrap(),
+            "--key",
+            export.join("server-signing.pub.pem").to_str().unwrap(),
+        ],
+    ));
+    assert!(consistent.contains("is consistent with the server's latest"), "{consistent}");
+    // A checkpoint of a different history at the same size is refused.
+    let forged = dir.join("forged-checkpoint");
+    let mut text = std::fs::read_to_string(&kept).unwrap();
+    let root_line = text.lines().nth(2).unwrap().to_owned();
+    text = text.replace(&root_line, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    std::fs::write(&forged, text).unwrap();
+    let out = fails(server.ctl(
+        "sam",
+        &[
+            "audit",
+            "consistency",
+            "--checkpoint",
+            forged.to_str().unwrap(),
+            "--key",
+            export.join("server-signing.pub.pem").to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("NOT CONSISTENT"), "{out}");
 
     // An inclusion proof verifies offline.
     let proof = ok(server.ctl("sam", &["audit", "prove", "3"]));
