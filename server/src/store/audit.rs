@@ -139,6 +139,7 @@ impl Store {
     /// Appends an event that records no other change (a note, an operator
     /// issued). Not durable until [`Store::flush`].
     pub fn record_event(&self, event: AuditEvent) -> Result<u64, StoreError> {
+        let _gate = self.transaction_gate();
         self.audit.transaction(|audit| append(audit, event.clone())).map_err(super::flatten_tx_error)
     }
 

@@ -359,6 +359,7 @@ impl Store {
                 event
             })
             .collect();
+        let _gate = self.transaction_gate();
         (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
             .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
                 for (record, event) in records.iter().zip(&events) {
@@ -392,6 +393,7 @@ impl Store {
                 event = event.with_detail(key, value.clone());
             }
         }
+        let _gate = self.transaction_gate();
         (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
             .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {

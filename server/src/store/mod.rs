@@ -25,6 +25,7 @@ mod records;
 mod rollout;
 
 use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use custodian_proto::identity::DeviceId;
 use serde::Serialize;
@@ -201,6 +202,8 @@ pub struct Store {
     audit_checkpoints: sled::Tree,
     attestations: sled::Tree,
     idx_attestation_serial: sled::Tree,
+    /// Keeps flushes and transactions apart (see [`Store::transaction_gate`]).
+    gate: Arc<RwLock<()>>,
 }
 
 impl Store {
@@ -245,22 +248,40 @@ impl Store {
             attestations: db.open_tree(attestation::ATTESTATIONS_TREE)?,
             idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
             idx_facets: db.open_tree("idx_facets")?,
+            gate: Arc::default(),
             db,
         };
         store.build_facet_index_if_missing()?;
         Ok(store)
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable, on the runtime's blocking pool
+    /// (not sled's `flush_async`, whose thread pool a burst of flushes can
+    /// exhaust while the log writer it waits for needs a thread too).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.flush_blocking())
+            .await
+            .map_err(|e| StoreError::Sled(sled::Error::Io(std::io::Error::other(e.to_string()))))?
+    }
+
+    /// Makes every write so far durable, blocking the calling thread. No
+    /// transaction runs while it does.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        self.db.flush()?;
         Ok(())
     }
 
-    /// Makes every write so far durable, blocking the calling thread.
-    pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+    /// Held (shared) around every transaction, and exclusively by a flush.
+    ///
+    /// sled 0.34 can deadlock when a transaction queues for its global
+    /// concurrency lock while a flush holds that lock shared and waits for the
+    /// log: the queued writer blocks the threads that would finish the flush.
+    /// Found with concurrent enrolments under the ingest benchmark. With this
+    /// gate no transaction is ever waiting inside sled during a flush.
+    fn transaction_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records a new enrolment token under the hash of its secret, with its
@@ -275,6 +296,7 @@ impl Store {
         if let Some(asset_tag) = &token.asset_tag {
             event = event.with_detail("asset_tag", asset_tag.clone());
         }
+        let _gate = self.transaction_gate();
         (&self.tokens, &self.audit)
             .transaction(|(tokens, audit)| {
                 tokens.insert(token_hash, encode(&VersionedToken::V1(token.clone())))?;
@@ -303,6 +325,7 @@ impl Store {
         device: DeviceRecord,
         register_match: Option<DeviceId>,
     ) -> Result<DeviceRecord, EnrollError> {
+        let _gate = self.transaction_gate();
         let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
             .transaction(|(tokens, devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let token =
@@ -458,6 +481,7 @@ impl Store {
         change: impl Fn(&mut DeviceRecord) -> bool,
         event: Option<AuditEvent>,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+        let _gate = self.transaction_gate();
         let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit).transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, audit)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
@@ -509,6 +533,7 @@ impl Store {
             &self.inventory_changes,
             &self.audit,
         );
+        let _gate = self.transaction_gate();
         let res = trees.transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, reports, inventory_latest, inventory_changes, audit)| {
                 let Some(bytes) = devices.get(report.device_id.as_bytes())? else {

@@ -192,6 +192,7 @@ impl Store {
         let _guard = lock();
         let (plans, _) = self.rollout_trees()?;
         let event = plan_event(plan, &plan.created_by, plan.created_at_ms, "created");
+        let _gate = self.transaction_gate();
         (&plans, &self.audit)
             .transaction(|(plans, audit_tree)| {
                 if plans.get(plan.name.as_bytes())?.is_some() {
@@ -220,6 +221,7 @@ impl Store {
         }
         let _guard = lock();
         let (plans, _) = self.rollout_trees()?;
+        let _gate = self.transaction_gate();
         (&plans, &self.audit)
             .transaction(|(plans, audit_tree)| {
                 let Some(bytes) = plans.get(plan_name.as_bytes())? else {
@@ -299,6 +301,7 @@ impl Store {
         let lines: Vec<(u64, &crate::rollout::BookingRequest)> =
             rows.iter().filter_map(|(line, row)| row.as_ref().ok().map(|req| (*line, req))).collect();
         let (_, bookings) = self.rollout_trees()?;
+        let _gate = self.transaction_gate();
         (&bookings, &self.devices, &self.audit)
             .transaction(|(bookings, devices, audit_tree)| {
                 for (booking, (line, req)) in new.iter().zip(&lines) {
@@ -339,6 +342,7 @@ impl Store {
     ) -> Result<Booking, ChangeRolloutError> {
         let _guard = lock();
         let (_, bookings) = self.rollout_trees()?;
+        let _gate = self.transaction_gate();
         (&bookings, &self.audit)
             .transaction(|(bookings, audit_tree)| {
                 let Some(booking) = get_booking(bookings, device_id)? else {
@@ -434,6 +438,7 @@ impl Store {
     ) -> Result<Option<Booking>, StoreError> {
         let _guard = lock();
         let (_, bookings) = self.rollout_trees()?;
+        let _gate = self.transaction_gate();
         let res = (&bookings, &self.audit).transaction(|(bookings, audit_tree)| {
             let Some(mut booking) = get_booking(bookings, device_id)? else {
                 return Ok(None);

@@ -170,3 +170,37 @@ fn a_store_from_a_newer_version_is_refused() {
     }
     assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found }) if found == SCHEMA_VERSION + 1));
 }
+
+/// Regression test for a sled 0.34 deadlock found by the ingest benchmark:
+/// an async flush waiting on the log while a transaction queued for sled's
+/// global lock blocked the threads that would write it. This is the shape of
+/// parallel enrolments: a transaction on a runtime worker, then an awaited
+/// flush. Every one must finish.
+#[test]
+fn concurrent_transactions_and_async_flushes_do_not_deadlock() {
+    let (_dir, store) = store();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let tasks = 16u8;
+    for task in 0..tasks {
+        let store = store.clone();
+        let done_tx = done_tx.clone();
+        runtime.spawn(async move {
+            for i in 0..20u8 {
+                let mut hash = [1u8; 32];
+                (hash[0], hash[1]) = (task, i);
+                store.create_token(&hash, &token(NOW + 1000)).unwrap();
+                store.enroll(&hash, NOW, device(&format!("pc-{task}-{i}"), None), None).unwrap();
+                store.flush().await.unwrap();
+            }
+            done_tx.send(()).unwrap();
+        });
+    }
+    for _ in 0..tasks {
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("every task finishes its enrolments and flushes (no deadlock)");
+    }
+    assert_eq!(store.list_devices().unwrap().len(), usize::from(tasks) * 20);
+    runtime.shutdown_background();
+}

@@ -188,3 +188,28 @@ async fn one_token_enrols_one_machine_even_when_raced() {
     let list = server.ctl_run(Role::Admin, &["device", "list"]).await.success();
     assert!(list.stdout.contains("1 device(s)"), "{list}");
 }
+
+/// Regression test for the deadlock the ingest benchmark found: sixteen
+/// machines enrolling at once (each a transaction and a flush) must all
+/// finish, and the server must still answer afterwards.
+#[tokio::test]
+async fn sixteen_simultaneous_enrolments_all_finish() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let mut tokens = Vec::new();
+    for _ in 0..16 {
+        tokens.push(server.token().await);
+    }
+    let machines: Vec<Machine> =
+        (0..16).map(|i| Machine::new(dir.path(), &format!("burst-pc{i}"), &format!("SN-BURST-{i}"))).collect();
+    let mut agents: Vec<Running> = machines
+        .iter()
+        .zip(&tokens)
+        .map(|(machine, token)| Running::spawn(machine.enroll_command(&server, token)))
+        .collect();
+    for agent in &mut agents {
+        assert!(agent.wait().await.success(), "{}", agent.transcript());
+    }
+    let list = server.ctl_run(Role::Admin, &["device", "list"]).await.success();
+    assert!(list.stdout.contains("16 device(s)"), "{list}");
+}
