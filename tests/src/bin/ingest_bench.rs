@@ -52,6 +52,9 @@ struct Args {
     /// a real disk: the ingest acknowledges only after fsync).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Keep the work directory (server data and logs) afterwards, and print its path.
+    #[arg(long)]
+    keep_work_dir: bool,
     /// The `custodian-server` binary; by default the one next to this binary.
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -101,6 +104,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         None => tempfile::Builder::new().prefix("ingest-bench-").tempdir(),
     }
     .context("create work directory")?;
+    let work_dir = if args.keep_work_dir {
+        let kept = work_dir.keep();
+        eprintln!("keeping the work directory {}", kept.display());
+        WorkDir::Kept(kept)
+    } else {
+        WorkDir::Temp(work_dir)
+    };
     let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
     runtime.block_on(async {
         let setup_started = Instant::now();
@@ -123,9 +133,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .map(|device| device.iter().map(|req| echo::pb::EchoRequest { payload: req.encode_to_vec() }).collect())
             .collect();
 
-        let baseline = load::baseline(&fleet, &echo_server.url, echo_requests).await.context("run baseline")?;
-        let ingest = load::ingest(&fleet, &server.url, batches).await.context("run ingest")?;
+        let baseline = load::baseline(&fleet, &echo_server.url, &|| echo_server.cpu_time(), echo_requests)
+            .await
+            .context("run baseline")?;
+        let ingest = load::ingest(&fleet, &server.url, &|| server.cpu_time(), batches).await.context("run ingest")?;
         server.check_stored(&fleet, args.reports as u64).await.context("check what the server stored")?;
+        check_revocation(&server, &fleet, args.reports as u64, args.payload_bytes)
+            .await
+            .context("check that a revoked device is refused")?;
 
         println!(
             "ingest_bench: {} devices x {} reports, {} envelope(s) per call, report payload {payload_len} B, \
@@ -139,19 +154,60 @@ fn run(args: &Args) -> anyhow::Result<()> {
             ingest.reports_per_sec(args.batch) / baseline.reports_per_sec(args.batch)
         );
         anyhow::Ok(())
-    })?;
-    Ok(())
+    })
+}
+
+/// The benchmark's scratch directory: removed afterwards unless kept.
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            WorkDir::Temp(dir) => dir.path(),
+            WorkDir::Kept(path) => path,
+        }
+    }
+}
+
+/// Revokes the first device, whose key the server has just used for every
+/// one of its reports, and checks that its very next report is refused and
+/// not stored.
+async fn check_revocation(
+    server: &fixture::Server,
+    fleet: &fixture::Fleet,
+    n_reports: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<()> {
+    let device = fleet.devices.first().context("no devices")?;
+    server.revoke(device.device_id).await?;
+    let identity = custodian_proto::channel::ClientIdentity { cert_pem: &device.cert_pem, key_pem: &device.key.pem };
+    let channel = custodian_proto::channel::connect(&server.url, &fleet.ca_pem, Some(identity)).await?;
+    let envelope = reports::sign_report(device, n_reports + 1, payload_bytes);
+    let res = pb::agent_client::AgentClient::new(channel)
+        .submit_reports(pb::SubmitReportsRequest { envelopes: vec![envelope] })
+        .await;
+    match res {
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {}
+        other => bail!("a revoked device's report got {other:?}, expected PermissionDenied"),
+    }
+    server.check_stored(fleet, n_reports).await
 }
 
 fn print_run(name: &str, run: &Run, batch: usize) {
     println!(
-        "{name:<36} {:>8.0} reports/s ({:>7.0} calls/s)  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} calls in {:.2?})",
+        "{name:<36} {:>8.0} reports/s ({:>7.0} calls/s)  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} calls in {:.2?}; \
+         CPU per report: server {:.0} us, load generator {:.0} us)",
         run.reports_per_sec(batch),
         run.calls_per_sec(),
         run.percentile_ms(50.0),
         run.percentile_ms(99.0),
         run.latencies_us.len(),
         run.elapsed,
+        run.server_cpu_us_per_report(batch),
+        run.client_cpu_us_per_report(batch),
     );
 }
 

@@ -35,7 +35,7 @@ pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 
 /// A child server process, killed when dropped.
 struct ChildServer {
-    _child: Child,
+    child: Child,
     _stdout: BufReader<ChildStdout>,
     url: String,
 }
@@ -62,13 +62,35 @@ impl ChildServer {
             bail!("the server did not start (stdout {line:?}); its log:\n{log}");
         };
         let url = format!("https://{addr}");
-        Ok(Self { _child: child, _stdout: stdout, url })
+        Ok(Self { child, _stdout: stdout, url })
     }
+
+    /// The CPU time (user and system) the process has used so far.
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self.child.id().context("the server has exited")?;
+        if std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| stat.contains(") Z ")) {
+            bail!("the server (pid {pid}) has exited");
+        }
+        process_cpu_time(&format!("/proc/{pid}/stat"))
+    }
+}
+
+/// The CPU time (user and system) of the process whose `stat` file is at `path`.
+pub(crate) fn process_cpu_time(path: &str) -> anyhow::Result<Duration> {
+    // The kernel reports these in USER_HZ, which is 100 on Linux.
+    const TICKS_PER_SEC: u64 = 100;
+    let stat = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let after_comm = stat.rsplit_once(')').context("parse stat")?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let tick = |idx: usize| fields.get(idx).and_then(|f| f.parse::<u64>().ok()).context("parse stat times");
+    let ticks = tick(11)? + tick(12)?;
+    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
 }
 
 /// The real `custodian-server serve` over a fresh data directory.
 pub(crate) struct Server {
-    _child: ChildServer,
+    child: ChildServer,
     /// Its data directory.
     pub(crate) data_dir: PathBuf,
     /// `https://127.0.0.1:PORT`.
@@ -96,7 +118,12 @@ impl Server {
         command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data_dir);
         let child = ChildServer::spawn(command, &work_dir.join("server.log")).await?;
         let url = child.url.clone();
-        Ok(Self { _child: child, data_dir, url, operator_dir })
+        Ok(Self { child, data_dir, url, operator_dir })
+    }
+
+    /// The server's CPU time so far.
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        self.child.cpu_time()
     }
 
     /// An Operator client with the engineer identity.
@@ -108,6 +135,13 @@ impl Server {
         let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
         let channel = connect(&self.url, &ca, Some(ClientIdentity { cert_pem: &cert, key_pem: &key })).await?;
         Ok(pb::operator_client::OperatorClient::new(channel))
+    }
+
+    /// Revokes `device_id` as the engineer.
+    pub(crate) async fn revoke(&self, device_id: DeviceId) -> anyhow::Result<()> {
+        let req = pb::RevokeDeviceRequest { query: device_id.to_string(), reason: "ingest_bench check".to_owned() };
+        self.operator().await?.revoke_device(req).await.context("revoke device")?;
+        Ok(())
     }
 
     /// Checks through the Operator API that every device's last accepted
@@ -137,7 +171,7 @@ impl Server {
 /// The baseline echo server (`ingest_bench echo-server`), with the same TLS
 /// setup as the real server's data directory.
 pub(crate) struct EchoServer {
-    _child: ChildServer,
+    child: ChildServer,
     /// `https://127.0.0.1:PORT`.
     pub(crate) url: String,
 }
@@ -151,7 +185,12 @@ impl EchoServer {
         let log = data_dir.parent().unwrap_or(data_dir).join("echo-server.log");
         let child = ChildServer::spawn(command, &log).await?;
         let url = child.url.clone();
-        Ok(Self { _child: child, url })
+        Ok(Self { child, url })
+    }
+
+    /// The echo server's CPU time so far.
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        self.child.cpu_time()
     }
 }
 

@@ -20,6 +20,10 @@ pub(crate) struct Run {
     pub(crate) elapsed: Duration,
     /// Every call's latency in microseconds, sorted.
     pub(crate) latencies_us: Vec<u32>,
+    /// CPU time the server process used during the run.
+    pub(crate) server_cpu: Duration,
+    /// CPU time this process (the load generator) used during the run.
+    pub(crate) client_cpu: Duration,
 }
 
 impl Run {
@@ -42,7 +46,20 @@ impl Run {
         let idx = rank.clamp(1, self.latencies_us.len()) - 1;
         f64::from(self.latencies_us[idx]) / 1000.0
     }
+
+    /// Server CPU microseconds per report.
+    pub(crate) fn server_cpu_us_per_report(&self, batch: usize) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / (self.latencies_us.len() * batch) as f64
+    }
+
+    /// Load-generator CPU microseconds per report.
+    pub(crate) fn client_cpu_us_per_report(&self, batch: usize) -> f64 {
+        self.client_cpu.as_secs_f64() * 1e6 / (self.latencies_us.len() * batch) as f64
+    }
 }
+
+/// Reads a process's CPU time.
+pub(crate) type CpuClock<'a> = &'a (dyn Fn() -> anyhow::Result<Duration> + Sync);
 
 /// Opens one mTLS channel per device to `url`, each with that device's certificate.
 async fn channels(fleet: &Fleet, url: &str) -> anyhow::Result<Vec<Channel>> {
@@ -58,10 +75,11 @@ async fn channels(fleet: &Fleet, url: &str) -> anyhow::Result<Vec<Channel>> {
 pub(crate) async fn baseline(
     fleet: &Fleet,
     url: &str,
+    server_cpu: CpuClock<'_>,
     requests: Vec<Vec<echo_pb::EchoRequest>>,
 ) -> anyhow::Result<Run> {
     let clients = channels(fleet, url).await?.into_iter().map(echo_pb::echo_client::EchoClient::new);
-    drive(clients.zip(requests).collect(), |mut client, req| async move {
+    drive(clients.zip(requests).collect(), server_cpu, |mut client, req| async move {
         let len = req.payload.len() as u64;
         let res = client.echo(req).await.context("call Echo")?.into_inner();
         if res.received_bytes != len {
@@ -74,9 +92,14 @@ pub(crate) async fn baseline(
 
 /// Ingest: every device submits its signed reports to the real server; every
 /// envelope must come back accepted.
-pub(crate) async fn ingest(fleet: &Fleet, url: &str, requests: Vec<Vec<SubmitReports>>) -> anyhow::Result<Run> {
+pub(crate) async fn ingest(
+    fleet: &Fleet,
+    url: &str,
+    server_cpu: CpuClock<'_>,
+    requests: Vec<Vec<SubmitReports>>,
+) -> anyhow::Result<Run> {
     let clients = channels(fleet, url).await?.into_iter().map(pb::agent_client::AgentClient::new);
-    drive(clients.zip(requests).collect(), |mut client, req| async move {
+    drive(clients.zip(requests).collect(), server_cpu, |mut client, req| async move {
         let n_envelopes = req.envelopes.len();
         let res = client.submit_reports(req).await.context("call SubmitReports")?.into_inner();
         let accepted = res.results.iter().filter(|r| r.outcome() == pb::Outcome::Accepted).count();
@@ -91,7 +114,7 @@ pub(crate) async fn ingest(fleet: &Fleet, url: &str, requests: Vec<Vec<SubmitRep
 
 /// Runs one task per client; each waits until all are ready, then makes its
 /// calls in order, timing each.
-async fn drive<C, R, F, Fut>(work: Vec<(C, Vec<R>)>, call: F) -> anyhow::Result<Run>
+async fn drive<C, R, F, Fut>(work: Vec<(C, Vec<R>)>, server_cpu: CpuClock<'_>, call: F) -> anyhow::Result<Run>
 where
     C: Clone + Send + 'static,
     R: Send + 'static,
@@ -115,11 +138,18 @@ where
     }
     start.wait().await;
     let started = Instant::now();
+    let (server_cpu_before, client_cpu_before) = (server_cpu()?, own_cpu()?);
     let mut latencies_us = Vec::new();
     while let Some(res) = tasks.join_next().await {
         latencies_us.extend(res.context("join client task")??);
     }
     let elapsed = started.elapsed();
+    let server_cpu = server_cpu()?.saturating_sub(server_cpu_before);
+    let client_cpu = own_cpu()?.saturating_sub(client_cpu_before);
     latencies_us.sort_unstable();
-    Ok(Run { elapsed, latencies_us })
+    Ok(Run { elapsed, latencies_us, server_cpu, client_cpu })
+}
+
+fn own_cpu() -> anyhow::Result<Duration> {
+    crate::fixture::process_cpu_time("/proc/self/stat")
 }

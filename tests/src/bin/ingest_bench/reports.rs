@@ -45,19 +45,25 @@ pub(crate) fn sign_all(
 
 fn sign_device(device: &Device, n_reports: usize, batch: usize, payload_bytes: usize) -> Vec<SubmitReports> {
     let inventory = inventory(device);
-    let envelopes: Vec<pb::SignedEnvelope> = (1..=n_reports as u64)
-        .map(|seq| {
-            let report = pb::Report {
-                device_id: device.device_id.to_string(),
-                seq,
-                collected_at_ms: custodian_proto::now_ms(),
-                agent_version: custodian_agent::AGENT_VERSION.to_owned(),
-                inventory: Some(inventory.clone()),
-            };
-            envelope::sign(&device.key.signing, REPORT_PAYLOAD_TYPE, padded(&report, payload_bytes))
-        })
-        .collect();
+    let envelopes: Vec<pb::SignedEnvelope> =
+        (1..=n_reports as u64).map(|seq| sign_one(device, &inventory, seq, payload_bytes)).collect();
     envelopes.chunks(batch).map(|chunk| SubmitReports { envelopes: chunk.to_vec() }).collect()
+}
+
+/// One signed report from `device` with sequence number `seq`.
+pub(crate) fn sign_report(device: &Device, seq: u64, payload_bytes: usize) -> pb::SignedEnvelope {
+    sign_one(device, &inventory(device), seq, payload_bytes)
+}
+
+fn sign_one(device: &Device, inventory: &pb::Inventory, seq: u64, payload_bytes: usize) -> pb::SignedEnvelope {
+    let report = pb::Report {
+        device_id: device.device_id.to_string(),
+        seq,
+        collected_at_ms: custodian_proto::now_ms(),
+        agent_version: custodian_agent::AGENT_VERSION.to_owned(),
+        inventory: Some(inventory.clone()),
+    };
+    envelope::sign(&device.key.signing, REPORT_PAYLOAD_TYPE, padded(&report, payload_bytes))
 }
 
 /// `report`'s encoding, padded up to about `payload_bytes`.
