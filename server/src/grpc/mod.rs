@@ -68,7 +68,7 @@ impl Server {
             .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(
                 self.shared.clone(),
             )))
-            .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
+            .add_service(pb::agent_server::AgentServer::new(agent::AgentService::new(self.shared.clone())))
             .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
