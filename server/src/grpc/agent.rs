@@ -1,6 +1,7 @@
 //! `Agent`: signed reports and certificate renewal, for enrolled devices.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE, VerifyEnvelopeError};
 use custodian_proto::identity::DeviceId;
@@ -15,7 +16,38 @@ use super::Shared;
 use crate::peer::peer_device;
 use crate::store::{CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
 
-pub(super) struct AgentService(pub(super) Arc<Shared>);
+pub(super) struct AgentService {
+    shared: Arc<Shared>,
+    /// Enrolled keys already checked and decompressed, by device. A device's
+    /// key never changes (re-enrolment makes a new device), so an entry
+    /// stays valid; revocation is still seen on the very next call, because
+    /// the commit checks it in the same transaction that stores the report
+    /// and a revoked device's entry is dropped (see `submit_reports`).
+    keys: RwLock<HashMap<DeviceId, VerifyingKey>>,
+}
+
+impl AgentService {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, keys: RwLock::default() }
+    }
+
+    /// The device's enrolled key: from the cache, or else from the store,
+    /// refusing unknown and revoked devices.
+    fn enrolled_key(&self, device_id: DeviceId) -> Result<VerifyingKey, Status> {
+        if let Some(key) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&device_id) {
+            return Ok(*key);
+        }
+        let device = active_device(&self.shared, device_id)?;
+        let key =
+            VerifyingKey::from_bytes(&device.public_key).map_err(|e| super::internal("load an enrolled key", &e))?;
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).insert(device_id, key);
+        Ok(key)
+    }
+
+    fn forget_key(&self, device_id: DeviceId) {
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).remove(&device_id);
+    }
+}
 
 /// Most envelopes accepted in one `SubmitReports` call.
 const MAX_ENVELOPES_PER_CALL: usize = 1000;
@@ -135,22 +167,28 @@ pub(crate) fn verify_report(
 
 /// The calling device's record, refusing unknown and revoked devices.
 fn active_device(shared: &Shared, device_id: DeviceId) -> Result<DeviceRecord, Status> {
-    let device = shared
-        .store
-        .device(device_id)?
-        .ok_or_else(|| Status::unauthenticated(format!("device {device_id} is not enrolled")))?;
+    let device = shared.store.device(device_id)?.ok_or_else(|| not_enrolled(device_id))?;
     if let Some(revocation) = &device.revocation {
         warn!(%device_id, reason = %revocation.reason, "refused a call from a revoked device");
-        return Err(Status::permission_denied(format!("device {device_id} has been revoked; it must be re-enrolled")));
+        return Err(revoked(device_id));
     }
     if device.state.refuses_device() {
         warn!(%device_id, state = %device.state, "refused a call from a lost or disposed device");
-        return Err(Status::permission_denied(format!(
-            "device {device_id} is {}; its certificate is refused",
-            device.state
-        )));
+        return Err(refused_state(device_id, device.state));
     }
     Ok(device)
+}
+
+fn refused_state(device_id: DeviceId, state: crate::lifecycle::LifecycleState) -> Status {
+    Status::permission_denied(format!("device {device_id} is {state}; its certificate is refused"))
+}
+
+fn not_enrolled(device_id: DeviceId) -> Status {
+    Status::unauthenticated(format!("device {device_id} is not enrolled"))
+}
+
+fn revoked(device_id: DeviceId) -> Status {
+    Status::permission_denied(format!("device {device_id} has been revoked; it must be re-enrolled"))
 }
 
 fn rejected(seq: u64, detail: String) -> pb::EnvelopeResult {
@@ -190,10 +228,8 @@ impl pb::agent_server::Agent for AgentService {
         req: Request<pb::SubmitReportsRequest>,
     ) -> Result<Response<pb::SubmitReportsResponse>, Status> {
         let device_id = peer_device(&req)?;
-        let shared = &self.0;
-        let device = active_device(shared, device_id)?;
-        let key =
-            VerifyingKey::from_bytes(&device.public_key).map_err(|e| super::internal("load an enrolled key", &e))?;
+        let shared = &self.shared;
+        let key = self.enrolled_key(device_id)?;
         let envelopes = req.into_inner().envelopes;
         if envelopes.len() > MAX_ENVELOPES_PER_CALL {
             return Err(Status::invalid_argument(format!(
@@ -202,6 +238,8 @@ impl pb::agent_server::Agent for AgentService {
             )));
         }
         if envelopes.iter().any(|e| e.payload_type == custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE) {
+            // Attestations are rare and need the device's kind: read the record.
+            let device = active_device(shared, device_id)?;
             let results = super::attestation::submit_in_order(shared, &device, &key, envelopes).await?;
             return Ok(Response::new(pb::SubmitReportsResponse { results }));
         }
@@ -220,8 +258,32 @@ impl pb::agent_server::Agent for AgentService {
                 }
             }
         }
+        if verified.is_empty() {
+            // Nothing reaches the commit, which is where a cached key's device
+            // is checked; refuse unknown and revoked devices here instead.
+            active_device(shared, device_id)?;
+        }
         let seqs: Vec<u64> = verified.iter().map(|r| r.seq).collect();
         let outcomes = shared.intake.accept(verified).await?;
+        for outcome in &outcomes {
+            match outcome {
+                Err(CommitReportError::Revoked(_)) => {
+                    warn!(%device_id, "refused a call from a revoked device");
+                    self.forget_key(device_id);
+                    return Err(revoked(device_id));
+                }
+                Err(CommitReportError::UnknownDevice(_)) => {
+                    self.forget_key(device_id);
+                    return Err(not_enrolled(device_id));
+                }
+                Err(CommitReportError::Refused { state, .. }) => {
+                    warn!(%device_id, %state, "refused a call from a lost or disposed device");
+                    self.forget_key(device_id);
+                    return Err(refused_state(device_id, *state));
+                }
+                _ => {}
+            }
+        }
         let mut committed = seqs.into_iter().zip(outcomes);
         let results = results
             .into_iter()
@@ -237,7 +299,7 @@ impl pb::agent_server::Agent for AgentService {
 
     async fn renew(&self, req: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
         let device_id = peer_device(&req)?;
-        let shared = &self.0;
+        let shared = &self.shared;
         let device = active_device(shared, device_id)?;
         let (cert, key) =
             shared.ca.issue_device_cert(&req.into_inner().csr_pem, device_id, shared.config.device_cert_lifetime)?;

@@ -80,7 +80,7 @@ impl Server {
             .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(
                 self.shared.clone(),
             )))
-            .add_service(pb::agent_server::AgentServer::new(agent::AgentService(self.shared.clone())))
+            .add_service(pb::agent_server::AgentServer::new(agent::AgentService::new(self.shared.clone())))
             .add_service(pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone())))
             .add_service(pb::audit_server::AuditServer::new(audit::AuditService(self.shared.clone())))
             .add_service(pb::rollout_server::RolloutServer::new(rollout::RolloutService(self.shared.clone())))

@@ -1,0 +1,215 @@
+//! `ingest_bench`: the load benchmark of report intake (issue 2, item 10).
+//!
+//! One run measures two things with the same clients, the same TLS (1.3, the
+//! same CA, one client certificate per simulated device, the ring provider)
+//! and the same request bytes:
+//!
+//! - **baseline**: a trivial unary call on a bare tonic server (`Echo`, run as
+//!   a child process of this binary: `ingest_bench echo-server`);
+//! - **ingest**: `Agent.SubmitReports` on the real `custodian-server serve`
+//!   (a child process with a fresh data directory), acknowledged only once
+//!   durable.
+//!
+//! Every report is enrolled, built and signed before the clock starts, so the
+//! load generator only sends. Results go to stdout; see BENCHMARKS.md.
+
+#[path = "ingest_bench/echo.rs"]
+mod echo;
+#[path = "ingest_bench/fixture.rs"]
+mod fixture;
+#[path = "ingest_bench/load.rs"]
+mod load;
+#[path = "ingest_bench/reports.rs"]
+mod reports;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use custodian_proto::v1 as pb;
+use prost::Message;
+
+use crate::load::Run;
+
+/// Load benchmark: signed-report ingest against a bare tonic mTLS baseline.
+#[derive(Parser)]
+#[command(about, long_about = None)]
+struct Args {
+    /// Simulated agents, each with its own key, certificate and mTLS connection.
+    #[arg(long, default_value_t = 64)]
+    devices: usize,
+    /// Reports each agent submits.
+    #[arg(long, default_value_t = 500)]
+    reports: usize,
+    /// Envelopes per `SubmitReports` call (an agent catching up batches).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Approximate size of each signed report payload, in bytes.
+    #[arg(long, default_value_t = 2048)]
+    payload_bytes: usize,
+    /// Where to create the temporary server data directory (it should be on
+    /// a real disk: the ingest acknowledges only after fsync).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Keep the work directory (server data and logs) afterwards, and print its path.
+    #[arg(long)]
+    keep_work_dir: bool,
+    /// The `custodian-server` binary; by default the one next to this binary.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the baseline echo service with a data directory's TLS setup
+    /// (used by the benchmark itself; prints `listening on ADDR`).
+    EchoServer {
+        /// The server data directory whose CA and certificate to use.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let res = match args.command {
+        Some(Command::EchoServer { ref data_dir }) => echo::serve(data_dir),
+        None => run(&args),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingest_bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.devices == 0 || args.reports == 0 || args.batch == 0 {
+        bail!("--devices, --reports and --batch must be at least 1");
+    }
+    if !args.reports.is_multiple_of(args.batch) {
+        bail!("--reports ({}) must be a multiple of --batch ({})", args.reports, args.batch);
+    }
+    let server_bin = match &args.server_bin {
+        Some(path) => path.clone(),
+        None => fixture::sibling_binary("custodian-server")?,
+    };
+    let work_dir = match &args.work_dir {
+        Some(dir) => tempfile::Builder::new().prefix("ingest-bench-").tempdir_in(dir),
+        None => tempfile::Builder::new().prefix("ingest-bench-").tempdir(),
+    }
+    .context("create work directory")?;
+    let work_dir = if args.keep_work_dir {
+        let kept = work_dir.keep();
+        eprintln!("keeping the work directory {}", kept.display());
+        WorkDir::Kept(kept)
+    } else {
+        WorkDir::Temp(work_dir)
+    };
+    let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
+    runtime.block_on(async {
+        let setup_started = Instant::now();
+        let server = fixture::Server::start(&server_bin, work_dir.path()).await?;
+        let echo_server = fixture::EchoServer::start(&server.data_dir).await?;
+        let fleet = fixture::Fleet::enroll(&server, args.devices).await?;
+        eprintln!("enrolled {} devices in {:.1?}", fleet.devices.len(), setup_started.elapsed());
+
+        let signing_started = Instant::now();
+        let batches = reports::sign_all(&fleet.devices, args.reports, args.batch, args.payload_bytes);
+        let payload_len = batches.first().and_then(|b| b.first()).map_or(0, |req| req.envelopes[0].payload.len());
+        let request_len = batches.first().and_then(|b| b.first()).map_or(0, Message::encoded_len);
+        eprintln!(
+            "signed {} reports in {:.1?} (payload {payload_len} B, request {request_len} B)",
+            args.devices * args.reports,
+            signing_started.elapsed()
+        );
+        let echo_requests: Vec<Vec<echo::pb::EchoRequest>> = batches
+            .iter()
+            .map(|device| device.iter().map(|req| echo::pb::EchoRequest { payload: req.encode_to_vec() }).collect())
+            .collect();
+
+        let baseline = load::baseline(&fleet, &echo_server.url, &|| echo_server.cpu_time(), echo_requests)
+            .await
+            .context("run baseline")?;
+        let ingest = load::ingest(&fleet, &server.url, &|| server.cpu_time(), batches).await.context("run ingest")?;
+        server.check_stored(&fleet, args.reports as u64).await.context("check what the server stored")?;
+        check_revocation(&server, &fleet, args.reports as u64, args.payload_bytes)
+            .await
+            .context("check that a revoked device is refused")?;
+
+        println!(
+            "ingest_bench: {} devices x {} reports, {} envelope(s) per call, report payload {payload_len} B, \
+             request {request_len} B",
+            args.devices, args.reports, args.batch
+        );
+        print_run("baseline (bare tonic mTLS echo)", &baseline, args.batch);
+        print_run("ingest (custodian-server, durable)", &ingest, args.batch);
+        println!(
+            "ratio ingest/baseline: {:.2}",
+            ingest.reports_per_sec(args.batch) / baseline.reports_per_sec(args.batch)
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// The benchmark's scratch directory: removed afterwards unless kept.
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            WorkDir::Temp(dir) => dir.path(),
+            WorkDir::Kept(path) => path,
+        }
+    }
+}
+
+/// Revokes the first device, whose key the server has just used for every
+/// one of its reports, and checks that its very next report is refused and
+/// not stored.
+async fn check_revocation(
+    server: &fixture::Server,
+    fleet: &fixture::Fleet,
+    n_reports: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<()> {
+    let device = fleet.devices.first().context("no devices")?;
+    server.revoke(device.device_id).await?;
+    let identity = custodian_proto::channel::ClientIdentity { cert_pem: &device.cert_pem, key_pem: &device.key.pem };
+    let channel = custodian_proto::channel::connect(&server.url, &fleet.ca_pem, Some(identity)).await?;
+    let envelope = reports::sign_report(device, n_reports + 1, payload_bytes);
+    let res = pb::agent_client::AgentClient::new(channel)
+        .submit_reports(pb::SubmitReportsRequest { envelopes: vec![envelope] })
+        .await;
+    match res {
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {}
+        other => bail!("a revoked device's report got {other:?}, expected PermissionDenied"),
+    }
+    server.check_stored(fleet, n_reports).await
+}
+
+fn print_run(name: &str, run: &Run, batch: usize) {
+    println!(
+        "{name:<36} {:>8.0} reports/s ({:>7.0} calls/s)  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} calls in {:.2?}; \
+         CPU per report: server {:.0} us, load generator {:.0} us)",
+        run.reports_per_sec(batch),
+        run.calls_per_sec(),
+        run.percentile_ms(50.0),
+        run.percentile_ms(99.0),
+        run.latencies_us.len(),
+        run.elapsed,
+        run.server_cpu_us_per_report(batch),
+        run.client_cpu_us_per_report(batch),
+    );
+}
+
+/// The request type of the ingest path, named for readability.
+type SubmitReports = pb::SubmitReportsRequest;
