@@ -150,7 +150,6 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
             let _ =
                 writeln!(out, "Latest report (seq {}, collected {})", report.seq, format_time(report.collected_at_ms));
             out.push_str(&custodian_proto::json::inventory_text(&report.inventory.clone().unwrap_or_default(), "  "));
-            let _ = writeln!(out, "  {:<14}{}", "agent", report.agent_version);
             let signature = match signature_check(d, envelope) {
                 Ok(()) => "verified by custodianctl against the enrolled key".to_owned(),
                 Err(e) => format!("DOES NOT VERIFY: {e}"),
