@@ -4,17 +4,22 @@
 //! The committer takes every batch that is waiting, writes them all, makes
 //! them durable with a single flush, and only then answers each handler. Under
 //! load, reports that arrive while a flush is running share the next one, so
-//! the cost of an fsync is spread over many acknowledgements.
+//! the cost of an fsync is spread over many acknowledgements. The writes
+//! themselves are one store transaction per group, not one per report.
 
 use std::thread;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::store::{CommitOutcome, CommitReportError, IncomingReport, Store, StoreError};
 
 /// How many handler batches one flush may cover at most.
 const MAX_JOBS_PER_FLUSH: usize = 4096;
+
+/// How many reports one group (one transaction, one flush) gathers at most,
+/// which bounds the memory a transaction holds.
+const MAX_REPORTS_PER_GROUP: usize = 4096;
 
 /// The result for each report of a batch, in order.
 pub type BatchOutcome = Vec<Result<CommitOutcome, CommitReportError>>;
@@ -72,17 +77,18 @@ impl Intake {
 fn run_committer(store: &Store, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        let mut n_reports = first.reports.len();
         jobs.push(first);
-        while jobs.len() < MAX_JOBS_PER_FLUSH {
+        while jobs.len() < MAX_JOBS_PER_FLUSH && n_reports < MAX_REPORTS_PER_GROUP {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    n_reports += job.reports.len();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            outcomes.push(job.reports.iter().map(|report| store.commit_report(report)).collect::<Result<Vec<_>, _>>());
-        }
+        let outcomes = commit_group(store, &jobs);
         let flushed = store.flush_blocking();
         if let Err(e) = &flushed {
             error!(error = %e, "failed to flush reports; none of this batch is acknowledged");
@@ -95,5 +101,23 @@ fn run_committer(store: &Store, mut rx: mpsc::Receiver<Job>) {
             };
             let _ = job.reply.send(res);
         }
+    }
+}
+
+/// Commits every job's reports in one transaction and splits the outcomes
+/// back by job. If that fails, commits each job on its own, so that a job
+/// that cannot be stored does not take the others down with it.
+fn commit_group(store: &Store, jobs: &[Job]) -> Vec<Result<BatchOutcome, StoreError>> {
+    let all: Vec<&IncomingReport> = jobs.iter().flat_map(|job| &job.reports).collect();
+    match store.commit_reports(&all) {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            jobs.iter().map(|job| Ok(outcomes.by_ref().take(job.reports.len()).collect())).collect()
+        }
+        Err(e) if jobs.len() > 1 => {
+            warn!(error = %e, jobs = jobs.len(), "committing a group of reports failed; committing each batch alone");
+            jobs.iter().map(|job| store.commit_reports(&job.reports.iter().collect::<Vec<_>>())).collect()
+        }
+        Err(e) => vec![Err(e)],
     }
 }

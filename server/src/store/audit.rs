@@ -113,26 +113,58 @@ fn entry(seq: u64, value: &[u8]) -> Result<AuditEntry, StoreError> {
 /// the frontier. Returns the sequence number.
 pub(super) fn append(
     audit: &TransactionalTree,
-    mut event: AuditEvent,
+    event: AuditEvent,
 ) -> Result<u64, ConflictableTransactionError<StoreError>> {
-    let mut frontier = match audit.get(STATE_KEY)? {
-        None => Frontier::default(),
-        Some(bytes) => decode_state(&bytes).map_err(ConflictableTransactionError::Abort)?,
-    };
-    let seq = frontier.size;
-    event.seq = seq;
-    let bytes = event.to_bytes();
-    let hash = leaf_hash(&bytes);
-    let mut value = Vec::with_capacity(32 + bytes.len());
-    value.extend_from_slice(&hash);
-    value.extend_from_slice(&bytes);
-    audit.insert(&event_key(seq), value)?;
-    if let Some(device_id) = event.device_id {
-        audit.insert(&device_key(device_id, seq), &[])?;
-    }
-    frontier.push(hash);
-    audit.insert(STATE_KEY, encode_state(&frontier))?;
+    let mut log = Appender::load(audit)?;
+    let seq = log.append(audit, event)?;
+    log.store(audit)?;
     Ok(seq)
+}
+
+/// Appends many events in one transaction, reading the frontier once and
+/// writing it once (see [`Appender::store`]) rather than once per event.
+pub(super) struct Appender {
+    frontier: Frontier,
+}
+
+impl Appender {
+    /// Reads the frontier as the transaction sees it.
+    pub(super) fn load(audit: &TransactionalTree) -> Result<Self, ConflictableTransactionError<StoreError>> {
+        let frontier = match audit.get(STATE_KEY)? {
+            None => Frontier::default(),
+            Some(bytes) => decode_state(&bytes).map_err(ConflictableTransactionError::Abort)?,
+        };
+        Ok(Self { frontier })
+    }
+
+    /// Assigns `event` its sequence number, stores its bytes and leaf hash,
+    /// indexes it by device and advances the frontier in memory. Returns the
+    /// sequence number. Nothing is appended for good until [`Appender::store`].
+    pub(super) fn append(
+        &mut self,
+        audit: &TransactionalTree,
+        mut event: AuditEvent,
+    ) -> Result<u64, ConflictableTransactionError<StoreError>> {
+        let seq = self.frontier.size;
+        event.seq = seq;
+        let bytes = event.to_bytes();
+        let hash = leaf_hash(&bytes);
+        let mut value = Vec::with_capacity(32 + bytes.len());
+        value.extend_from_slice(&hash);
+        value.extend_from_slice(&bytes);
+        audit.insert(&event_key(seq), value)?;
+        if let Some(device_id) = event.device_id {
+            audit.insert(&device_key(device_id, seq), &[])?;
+        }
+        self.frontier.push(hash);
+        Ok(seq)
+    }
+
+    /// Writes the frontier, in the same transaction as the events.
+    pub(super) fn store(&self, audit: &TransactionalTree) -> Result<(), ConflictableTransactionError<StoreError>> {
+        audit.insert(STATE_KEY, encode_state(&self.frontier))?;
+        Ok(())
+    }
 }
 
 impl Store {

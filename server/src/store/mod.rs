@@ -19,6 +19,7 @@
 
 pub mod attestation;
 mod audit;
+mod commit;
 pub mod inventory;
 mod lifecycle;
 mod records;
@@ -40,6 +41,7 @@ pub use records::{
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
+pub use commit::CommitOutcomes;
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 pub use rollout::ChangeRolloutError;
@@ -505,98 +507,13 @@ impl Store {
 
     /// Stores one verified report, refusing replays; identical resends are
     /// reported as duplicates and change nothing. Not durable until
-    /// [`Store::flush`].
+    /// [`Store::flush`]. A group of one for [`Store::commit_reports`].
     pub fn commit_report(
         &self,
         report: &IncomingReport,
     ) -> Result<Result<CommitOutcome, CommitReportError>, StoreError> {
-        let key = report_key(report.device_id, report.seq);
-        let macs = match &report.content {
-            ReportContent::Inventory { inventory, .. } => lifecycle::macs_in_inventory(inventory),
-            ReportContent::Heartbeat { .. } => Vec::new(),
-        };
-        let mut event = AuditEvent::new(
-            report.envelope.received_at_ms,
-            AuditEvent::device_actor(report.device_id),
-            EventKind::ReportAccepted,
-            Some(report.device_id),
-        )
-        .with_detail("report_seq", report.seq.to_string());
-        event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
-        let trees = (
-            &self.devices,
-            &self.idx_hostname,
-            &self.idx_serial,
-            &self.idx_facets,
-            &self.reports,
-            &self.inventory_latest,
-            &self.inventory_changes,
-            &self.audit,
-        );
-        let _gate = self.transaction_gate();
-        let res = trees.transaction(
-            |(devices, idx_hostname, idx_serial, idx_facets, reports, inventory_latest, inventory_changes, audit)| {
-                let Some(bytes) = devices.get(report.device_id.as_bytes())? else {
-                    return Ok(Err(CommitReportError::UnknownDevice(report.device_id)));
-                };
-                let old: DeviceRecord =
-                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
-                if old.revocation.is_some() {
-                    return Ok(Err(CommitReportError::Revoked(report.device_id)));
-                }
-                if old.state.refuses_device() {
-                    return Ok(Err(CommitReportError::Refused { device_id: report.device_id, state: old.state }));
-                }
-                if report.seq <= old.last_seq {
-                    let stored = match reports.get(key)? {
-                        Some(stored) => Some(
-                            decode::<VersionedEnvelope>("reports", &stored)
-                                .map_err(ConflictableTransactionError::Abort)?
-                                .into(),
-                        ),
-                        None => None,
-                    };
-                    return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, old.last_seq));
-                }
-                reports.insert(key.as_slice(), encode(&VersionedEnvelope::V1(report.envelope.clone())))?;
-                let applied = inventory::apply(
-                    inventory_latest,
-                    inventory_changes,
-                    report.device_id,
-                    report.seq,
-                    report.envelope.received_at_ms,
-                    &report.content,
-                )?;
-                let mut device = old.clone();
-                device.last_seq = report.seq;
-                device.n_reports += 1;
-                device.last_seen_ms = Some(report.envelope.received_at_ms);
-                if let ReportContent::Inventory { .. } = report.content {
-                    device.hostname = report.hostname.clone();
-                    if report.serial.is_some() {
-                        device.serial = report.serial.clone();
-                    }
-                    device.vendor = report.vendor.clone();
-                    device.model = report.model.clone();
-                }
-                if !macs.is_empty() {
-                    device.macs = macs.clone();
-                }
-                put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
-                audit::append(audit, event.clone())?;
-                // Changes IG must see (a disk gone, encryption lost) are audit
-                // events of their own, in the same transaction.
-                for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {
-                    audit::append(audit, inventory_change_event(change))?;
-                }
-                Ok(Ok(if applied.wants_full_inventory {
-                    CommitOutcome::AcceptedWantsInventory
-                } else {
-                    CommitOutcome::Accepted
-                }))
-            },
-        );
-        res.map_err(flatten_tx_error)
+        let mut outcomes = self.commit_reports(&[report])?;
+        Ok(outcomes.pop().expect("one outcome per report"))
     }
 
     /// The report a device sent with sequence number `seq`.

@@ -1,0 +1,224 @@
+//! Committing verified reports: a whole group in one sled transaction.
+//!
+//! The intake's committer gathers every report waiting and hands them here
+//! together. One transaction per group instead of one per report saves sled's
+//! per-transaction work, the audit frontier is read and written once per
+//! group, and each device's record is decoded and written once however many
+//! of its reports the group holds. Each report keeps the outcome it would
+//! have had if committed alone, in order.
+
+use std::collections::HashMap;
+
+use custodian_proto::identity::DeviceId;
+use serde::Serialize;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use super::records::{VersionedDevice, VersionedEnvelope};
+use super::{
+    CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
+    audit, decode, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device, replay_outcome,
+    report_key,
+};
+use crate::audit::event::{AuditEvent, EventKind, Evidence};
+
+/// The outcome of each report of a group, in order.
+pub type CommitOutcomes = Vec<Result<CommitOutcome, CommitReportError>>;
+
+/// Serialises exactly as `VersionedEnvelope::V1` does, without copying the envelope.
+#[derive(Serialize)]
+enum VersionedEnvelopeRef<'a> {
+    V1(&'a StoredEnvelope),
+}
+
+/// What can be worked out about a report before the transaction, which sled
+/// may run more than once.
+struct Prepared {
+    key: [u8; 24],
+    /// The stored envelope's encoding (shared, not copied, on each insert).
+    envelope: sled::IVec,
+    macs: Vec<String>,
+    /// Its `report_accepted` event, sequence number not yet assigned.
+    event: AuditEvent,
+}
+
+impl Prepared {
+    fn new(report: &IncomingReport) -> Self {
+        let macs = match &report.content {
+            ReportContent::Inventory { inventory, .. } => lifecycle::macs_in_inventory(inventory),
+            ReportContent::Heartbeat { .. } => Vec::new(),
+        };
+        let mut event = AuditEvent::new(
+            report.envelope.received_at_ms,
+            AuditEvent::device_actor(report.device_id),
+            EventKind::ReportAccepted,
+            Some(report.device_id),
+        )
+        .with_detail("report_seq", report.seq.to_string());
+        event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
+        let envelope = rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope))
+            .expect("records always serialise")
+            .into();
+        Self { key: report_key(report.device_id, report.seq), envelope, macs, event }
+    }
+}
+
+/// A device's record within one transaction: as stored, and as the group's
+/// reports so far have left it.
+struct CachedDevice {
+    stored: DeviceRecord,
+    current: DeviceRecord,
+}
+
+/// The trees a report touches, inside the transaction.
+struct Trees<'t> {
+    devices: &'t TransactionalTree,
+    reports: &'t TransactionalTree,
+    inventory_latest: &'t TransactionalTree,
+    inventory_changes: &'t TransactionalTree,
+    audit: &'t TransactionalTree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Store {
+    /// Stores verified reports in one transaction, refusing replays;
+    /// identical resends are reported as duplicates and change nothing. The
+    /// outcome of each report, in order, is what it would be if the reports
+    /// were committed one after another. Not durable until [`Store::flush`].
+    ///
+    /// A storage or decoding failure fails the whole group and stores none
+    /// of it.
+    pub fn commit_reports(&self, reports: &[&IncomingReport]) -> Result<CommitOutcomes, StoreError> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared: Vec<Prepared> = reports.iter().map(|report| Prepared::new(report)).collect();
+        let trees = (
+            &self.devices,
+            &self.idx_hostname,
+            &self.idx_serial,
+            &self.idx_facets,
+            &self.reports,
+            &self.inventory_latest,
+            &self.inventory_changes,
+            &self.audit,
+        );
+        let _gate = self.transaction_gate();
+        let res = trees.transaction(
+            |(
+                devices,
+                idx_hostname,
+                idx_serial,
+                idx_facets,
+                reports_tree,
+                inventory_latest,
+                inventory_changes,
+                audit,
+            )| {
+                let trees = Trees { devices, reports: reports_tree, inventory_latest, inventory_changes, audit };
+                // Everything below starts afresh on each run of the closure.
+                let mut cache: HashMap<DeviceId, Option<CachedDevice>> = HashMap::new();
+                let mut log = audit::Appender::load(audit)?;
+                let mut outcomes = Vec::with_capacity(reports.len());
+                for (report, prepared) in reports.iter().zip(&prepared) {
+                    outcomes.push(commit_one(&trees, &mut cache, &mut log, report, prepared)?);
+                }
+                for cached in cache.values().flatten() {
+                    if cached.current != cached.stored {
+                        put_device(
+                            devices,
+                            idx_hostname,
+                            idx_serial,
+                            idx_facets,
+                            Some(&cached.stored),
+                            &cached.current,
+                        )?;
+                    }
+                }
+                log.store(audit)?;
+                Ok(outcomes)
+            },
+        );
+        res.map_err(flatten_tx_error)
+    }
+}
+
+/// One report's part of the group's transaction. Device records are changed
+/// in `cache` and written by the caller at the end.
+fn commit_one(
+    trees: &Trees<'_>,
+    cache: &mut HashMap<DeviceId, Option<CachedDevice>>,
+    log: &mut audit::Appender,
+    report: &IncomingReport,
+    prepared: &Prepared,
+) -> TxResult<Result<CommitOutcome, CommitReportError>> {
+    let device_id = report.device_id;
+    let cached = match cache.get_mut(&device_id) {
+        Some(cached) => cached,
+        None => {
+            let loaded = match trees.devices.get(device_id.as_bytes())? {
+                None => None,
+                Some(bytes) => {
+                    let stored: DeviceRecord = decode::<VersionedDevice>("devices", &bytes)
+                        .map_err(ConflictableTransactionError::Abort)?
+                        .into();
+                    Some(CachedDevice { current: stored.clone(), stored })
+                }
+            };
+            cache.entry(device_id).or_insert(loaded)
+        }
+    };
+    let Some(CachedDevice { current: device, .. }) = cached else {
+        return Ok(Err(CommitReportError::UnknownDevice(device_id)));
+    };
+    if device.revocation.is_some() {
+        return Ok(Err(CommitReportError::Revoked(device_id)));
+    }
+    if device.state.refuses_device() {
+        return Ok(Err(CommitReportError::Refused { device_id, state: device.state }));
+    }
+    if report.seq <= device.last_seq {
+        // Sees this group's own writes: a resend within the group is a duplicate.
+        let stored: Option<StoredEnvelope> = match trees.reports.get(prepared.key)? {
+            Some(stored) => Some(
+                decode::<VersionedEnvelope>("reports", &stored).map_err(ConflictableTransactionError::Abort)?.into(),
+            ),
+            None => None,
+        };
+        return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, device.last_seq));
+    }
+    trees.reports.insert(prepared.key.as_slice(), prepared.envelope.clone())?;
+    let applied = inventory::apply(
+        trees.inventory_latest,
+        trees.inventory_changes,
+        device_id,
+        report.seq,
+        report.envelope.received_at_ms,
+        &report.content,
+    )?;
+    device.last_seq = report.seq;
+    device.n_reports += 1;
+    device.last_seen_ms = Some(report.envelope.received_at_ms);
+    if let ReportContent::Inventory { .. } = report.content {
+        device.hostname.clone_from(&report.hostname);
+        if report.serial.is_some() {
+            device.serial.clone_from(&report.serial);
+        }
+        device.vendor.clone_from(&report.vendor);
+        device.model.clone_from(&report.model);
+    }
+    if !prepared.macs.is_empty() {
+        device.macs.clone_from(&prepared.macs);
+    }
+    log.append(trees.audit, prepared.event.clone())?;
+    // Changes IG must see (a disk gone, encryption lost) are audit events of
+    // their own, in the same transaction.
+    for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {
+        log.append(trees.audit, inventory_change_event(change))?;
+    }
+    Ok(Ok(if applied.wants_full_inventory { CommitOutcome::AcceptedWantsInventory } else { CommitOutcome::Accepted }))
+}
+
+#[cfg(test)]
+mod tests;
