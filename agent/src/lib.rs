@@ -7,6 +7,7 @@
 pub mod collect;
 pub mod daemon;
 pub mod keys;
+pub mod procfs;
 pub mod spool;
 pub mod state;
 pub mod uplink;

@@ -447,43 +447,16 @@ fn serial(sys: &Path, udev: &BTreeMap<String, String>) -> pb::Readable {
 /// `major:minor` → mount points, from `/proc/self/mountinfo`.
 pub(crate) fn parse_mountinfo(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut mounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if let (Some(dev), Some(mount_point)) = (fields.get(2), fields.get(4)) {
-            mounts.entry((*dev).to_owned()).or_default().push(unescape_octal(mount_point));
-        }
+    for mount in crate::procfs::parse_mountinfo(text) {
+        let (major, minor) = mount.dev;
+        mounts.entry(format!("{major}:{minor}")).or_default().push(mount.mount_point);
     }
     mounts
 }
 
 /// Device paths of active swap partitions from `/proc/swaps` (swap files are left out).
 pub(crate) fn parse_swaps(text: &str) -> Vec<String> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (device, kind) = (fields.next()?, fields.next()?);
-            (kind == "partition").then(|| unescape_octal(device))
-        })
-        .collect()
-}
-
-/// Undoes the kernel's `\040`-style escaping of spaces, tabs and backslashes.
-fn unescape_octal(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(value);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::procfs::parse_swaps(text).into_iter().filter(|swap| swap.partition).map(|swap| swap.path).collect()
 }
 
 #[cfg(test)]

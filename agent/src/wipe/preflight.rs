@@ -72,54 +72,11 @@ pub struct PreflightError {
     pub refusals: Vec<Refusal>,
 }
 
-/// A mount from `/proc/self/mountinfo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// `major:minor` of the mounted device.
-    pub dev: (u32, u32),
-    /// Mount point.
-    pub mount_point: String,
-    /// Mount source (e.g. `/dev/sda1`).
-    pub source: String,
-}
-
-/// Parses `/proc/self/mountinfo`.
-pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let (major, minor) = fields.get(2)?.split_once(':')?;
-            let dash = fields.iter().position(|f| *f == "-")?;
-            Some(Mount {
-                dev: (major.parse().ok()?, minor.parse().ok()?),
-                mount_point: unescape(fields.get(4)?),
-                source: unescape(fields.get(dash + 2)?),
-            })
-        })
-        .collect()
-}
+pub use crate::procfs::{Mount, parse_mountinfo};
 
 /// Active swap devices and files from `/proc/swaps`.
 pub fn parse_swaps(text: &str) -> Vec<String> {
-    text.lines().skip(1).filter_map(|line| line.split_whitespace().next()).map(unescape).collect()
-}
-
-/// Undoes the octal escapes (`\040` for a space) of mountinfo and swaps.
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(value);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::procfs::parse_swaps(text).into_iter().map(|swap| swap.path).collect()
 }
 
 /// The block device and its partitions: kernel names and device numbers,
