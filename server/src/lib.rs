@@ -9,6 +9,7 @@ pub mod ca;
 pub mod compliance;
 pub mod config;
 pub mod ctl;
+pub mod disposal;
 pub mod grpc;
 pub mod intake;
 pub mod inventory;

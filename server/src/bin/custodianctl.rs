@@ -61,6 +61,15 @@ enum Command {
     /// Wipe attestations.
     #[command(subcommand)]
     Attestations(AttestationsCommand),
+    /// Disks destroyed rather than wiped.
+    #[command(subcommand)]
+    Disk(ctl::DiskCommand),
+    /// Alerts: machines that called in after they left.
+    #[command(subcommand)]
+    Alerts(ctl::AlertsCommand),
+    /// The disposal register.
+    #[command(subcommand)]
+    Disposals(ctl::DisposalsCommand),
 }
 
 #[derive(Subcommand)]
@@ -234,6 +243,15 @@ enum DeviceCommand {
         /// Who has it now.
         #[arg(long)]
         assigned_to: Option<String>,
+        /// For disposed: recycle, resale, destruction or return-to-lessor.
+        #[arg(long)]
+        route: Option<String>,
+        /// For disposed: the contractor taking it.
+        #[arg(long)]
+        contractor: Option<String>,
+        /// For disposed: the collection or WEEE consignment reference.
+        #[arg(long)]
+        consignment_ref: Option<String>,
     },
     /// Add a note to a device's history (service desk, engineer or admin).
     Note {
@@ -406,6 +424,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             site,
             ward,
             assigned_to,
+            route,
+            contractor,
+            consignment_ref,
         }) => {
             let req = custodian_proto::v1::TransitionDeviceRequest {
                 query,
@@ -415,6 +436,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 site: site.unwrap_or_default(),
                 ward: ward.unwrap_or_default(),
                 assigned_to: assigned_to.unwrap_or_default(),
+                disposal_route: route.unwrap_or_default(),
+                contractor: contractor.unwrap_or_default(),
+                consignment_ref: consignment_ref.unwrap_or_default(),
             };
             let res = ctl.transition(req).await?;
             if let Some(d) = res.device {
@@ -460,6 +484,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             outln!("certificate expires at {}", ctl::format_time(res.not_after_ms));
         }
         Command::Rollout(command) => ctl::run_rollout(&ctl, command).await?,
+        Command::Disk(command) => out!("{}", ctl::run_disk(&ctl, command).await?),
+        Command::Alerts(command) => out!("{}", ctl::run_alerts(&ctl, command).await?),
+        Command::Disposals(command) => out!("{}", ctl::run_disposals(&ctl, command).await?),
     }
     Ok(())
 }

@@ -1,0 +1,204 @@
+//! `custodianctl disk`, `alerts` and `disposals`: destruction records, ghost
+//! alerts and the disposal register. The subcommands are defined here so the
+//! binary only names the groups.
+
+use std::fmt::Write;
+
+use clap::Subcommand;
+use custodian_proto::v1 as pb;
+use pb::disposal_client::DisposalClient;
+
+use super::{Ctl, format_time, status_error};
+
+/// `custodianctl disk ...`.
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// Record that a disk was physically destroyed (engineer or admin).
+    Destroyed {
+        /// The disk's serial number, as its inventory reports it.
+        serial: String,
+        /// shred, disintegrate, crush, degauss or incinerate.
+        #[arg(long)]
+        method: String,
+        /// The contractor who destroyed it.
+        #[arg(long)]
+        contractor: String,
+        /// The contractor's certificate of destruction reference.
+        #[arg(long)]
+        certificate_ref: String,
+        /// When it was destroyed, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Who witnessed it.
+        #[arg(long)]
+        witness: String,
+    },
+}
+
+/// `custodianctl alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Open alerts: machines that called in after they were sanitised, disposed of or lost.
+    List {
+        /// Include acknowledged alerts.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an alert, saying what was found or done (engineer, IG auditor or admin).
+    Ack {
+        /// The alert's id.
+        id: u64,
+        /// What was found or done (kept in the audit trail).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+/// `custodianctl disposals ...`.
+#[derive(Debug, Subcommand)]
+pub enum DisposalsCommand {
+    /// The disposal register (IG auditor or admin).
+    List {
+        /// Only disposals on or after this date, YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
+        /// As CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+impl Ctl {
+    fn disposal(&self) -> DisposalClient<tonic::transport::Channel> {
+        DisposalClient::new(self.channel.clone())
+    }
+}
+
+/// Runs `custodianctl disk ...`; returns what to print.
+pub async fn run_disk(ctl: &Ctl, command: DiskCommand) -> anyhow::Result<String> {
+    match command {
+        DiskCommand::Destroyed { serial, method, contractor, certificate_ref, date, witness } => {
+            let req = pb::RecordDestructionRequest { serial, method, contractor, certificate_ref, date, witness };
+            let res = ctl.disposal().record_destruction(req).await.map_err(status_error)?.into_inner();
+            let record = res.record.unwrap_or_default();
+            Ok(format!(
+                "disk {} recorded as destroyed ({} by {}, certificate {}, {} witnessed by {})\nrecord sha256 {} (audit event {})\n",
+                record.serial,
+                record.method,
+                record.contractor,
+                record.certificate_ref,
+                record.date,
+                record.witness,
+                record.sha256,
+                res.audit_seq
+            ))
+        }
+    }
+}
+
+/// Runs `custodianctl alerts ...`; returns what to print.
+pub async fn run_alerts(ctl: &Ctl, command: AlertsCommand) -> anyhow::Result<String> {
+    match command {
+        AlertsCommand::List { all } => {
+            let res = ctl.disposal().list_alerts(pb::ListAlertsRequest { all }).await.map_err(status_error)?;
+            Ok(render_alerts(&res.into_inner().alerts))
+        }
+        AlertsCommand::Ack { id, note } => {
+            let req = pb::AcknowledgeAlertRequest { id, note };
+            let res = ctl.disposal().acknowledge_alert(req).await.map_err(status_error)?.into_inner();
+            Ok(format!("alert {id} acknowledged (audit event {})\n", res.audit_seq))
+        }
+    }
+}
+
+/// Runs `custodianctl disposals ...`; returns what to print.
+pub async fn run_disposals(ctl: &Ctl, command: DisposalsCommand) -> anyhow::Result<String> {
+    match command {
+        DisposalsCommand::List { since, csv } => {
+            let req = pb::ListDisposalsRequest { since: since.unwrap_or_default() };
+            let res = ctl.disposal().list_disposals(req).await.map_err(status_error)?.into_inner();
+            Ok(if csv { render_disposals_csv(&res.disposals) } else { render_disposals(&res.disposals) })
+        }
+    }
+}
+
+/// The alerts as a table, one per line.
+pub(super) fn render_alerts(alerts: &[pb::Alert]) -> String {
+    let mut out = String::new();
+    for a in alerts {
+        let status = if a.acknowledged_by.is_empty() {
+            "OPEN".to_owned()
+        } else {
+            format!("acknowledged by {} at {}: {}", a.acknowledged_by, format_time(a.acknowledged_at_ms), a.note)
+        };
+        let _ = writeln!(
+            out,
+            "alert {}  severity {}  {} ({}) called in while {}; {} call(s), first {}, last {} (audit event {})  {status}",
+            a.id,
+            a.severity,
+            if a.hostname.is_empty() { "-" } else { &a.hostname },
+            a.device_id,
+            a.state,
+            a.calls,
+            format_time(a.first_seen_ms),
+            format_time(a.last_seen_ms),
+            a.audit_seq
+        );
+    }
+    let _ = writeln!(out, "{} alert(s)", alerts.len());
+    out
+}
+
+/// The disposal register as a table.
+pub(super) fn render_disposals(disposals: &[pb::DisposalEntry]) -> String {
+    let mut out = String::new();
+    for d in disposals {
+        let _ = writeln!(
+            out,
+            "{}  {}  serial {}  asset {}  route {}  contractor {}  consignment {}  by {}  (audit event {})  {}",
+            format_time(d.disposed_at_ms),
+            if d.hostname.is_empty() { "-" } else { &d.hostname },
+            d.serial,
+            d.asset_tag,
+            d.route,
+            d.contractor,
+            d.consignment_ref,
+            d.disposed_by,
+            d.audit_seq,
+            d.device_id
+        );
+    }
+    let _ = writeln!(out, "{} disposal(s)", disposals.len());
+    out
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The disposal register as CSV with a header row.
+pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
+    let mut out = String::from(
+        "disposed_at,device_id,hostname,serial,asset_tag,route,contractor,consignment_ref,disposed_by,audit_seq\n",
+    );
+    for d in disposals {
+        let fields = [
+            format_time(d.disposed_at_ms),
+            d.device_id.clone(),
+            d.hostname.clone(),
+            d.serial.clone(),
+            d.asset_tag.clone(),
+            d.route.clone(),
+            d.contractor.clone(),
+            d.consignment_ref.clone(),
+            d.disposed_by.clone(),
+            d.audit_seq.to_string(),
+        ];
+        let _ = writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+    }
+    out
+}
