@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod ca;
+pub mod certificate;
 pub mod compliance;
 pub mod config;
 pub mod ctl;

@@ -70,6 +70,9 @@ enum Command {
     /// The disposal register.
     #[command(subcommand)]
     Disposals(ctl::DisposalsCommand),
+    /// Certificates of sanitisation: get one, verify one offline.
+    #[command(subcommand)]
+    Certificate(ctl::CertificateCommand),
 }
 
 #[derive(Subcommand)]
@@ -335,6 +338,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             outln!("OK {}", ctl::verify_proof_file(file, key)?);
             return Ok(());
         }
+        Command::Certificate(ctl::CertificateCommand::Verify { dir }) => {
+            let summary = custodian_server::certificate::verify_certificate_dir(dir)
+                .map_err(|e| anyhow::anyhow!("the certificate does not verify: {e:#}"))?;
+            outln!(
+                "OK certificate of sanitisation of {}: signature verified; {} disk(s), each piece of evidence matches \
+                 and verifies; disposal event included in the signed checkpoint of {} events",
+                summary.hostname,
+                summary.n_disks,
+                summary.checkpoint_size
+            );
+            return Ok(());
+        }
         _ => {}
     }
     let server = args.server.context("no server given: use --server URL or set CUSTODIAN_SERVER")?;
@@ -487,6 +502,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Disk(command) => out!("{}", ctl::run_disk(&ctl, command).await?),
         Command::Alerts(command) => out!("{}", ctl::run_alerts(&ctl, command).await?),
         Command::Disposals(command) => out!("{}", ctl::run_disposals(&ctl, command).await?),
+        Command::Certificate(ctl::CertificateCommand::Get { query, out }) => {
+            out!("{}", ctl::get_certificate(&ctl, &query, &out).await?)
+        }
+        Command::Certificate(ctl::CertificateCommand::Verify { .. }) => {
+            unreachable!("offline commands return before connecting")
+        }
     }
     Ok(())
 }

@@ -202,3 +202,53 @@ pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
     }
     out
 }
+
+/// `custodianctl certificate ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertificateCommand {
+    /// Write a disposed machine's certificate of sanitisation, its signature,
+    /// the server's public key and the evidence into DIR (engineer, IG auditor or admin).
+    Get {
+        /// Device id, hostname, serial, asset tag or MAC.
+        query: String,
+        /// Directory to write (created; must not exist yet).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Check a certificate directory offline: the signature, every piece of
+    /// evidence and the disposal event's inclusion proof.
+    Verify {
+        /// The directory `certificate get` wrote.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// Runs `custodianctl certificate get`; returns what to print.
+pub async fn get_certificate(ctl: &Ctl, query: &str, out: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+
+    use crate::certificate::{CERTIFICATE_FILE, PUBLIC_KEY_FILE, SIGNATURE_FILE};
+    let req = pb::GetCertificateRequest { query: query.to_owned() };
+    let res = ctl.disposal().get_certificate(req).await.map_err(status_error)?.into_inner();
+    std::fs::create_dir(out).with_context(|| format!("create {} (it must not exist yet)", out.display()))?;
+    std::fs::create_dir(out.join("evidence")).context("create the evidence directory")?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        custodian_proto::files::write_public(&path, bytes).with_context(|| format!("write {}", path.display()))
+    };
+    write(CERTIFICATE_FILE, &res.certificate_json)?;
+    write(SIGNATURE_FILE, &res.signature)?;
+    write(PUBLIC_KEY_FILE, res.public_key_pem.as_bytes())?;
+    for file in &res.evidence {
+        let name = std::path::Path::new(&file.name);
+        if !file.name.starts_with("evidence/") || name.components().count() != 2 || file.name.contains("..") {
+            anyhow::bail!("the server sent an evidence file with an unsafe name {:?}", file.name);
+        }
+        write(&file.name, &file.content)?;
+    }
+    Ok(format!(
+        "wrote {CERTIFICATE_FILE}, {SIGNATURE_FILE}, {PUBLIC_KEY_FILE} and {} evidence file(s) to {}\n",
+        res.evidence.len(),
+        out.display()
+    ))
+}

@@ -245,4 +245,217 @@ impl pb::disposal_server::Disposal for DisposalService {
         }
         Ok(Response::new(pb::ListDisposalsResponse { disposals }))
     }
+
+    async fn get_certificate(
+        &self,
+        req: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::GetCertificateResponse>, Status> {
+        let operator = peer_operator(&req, ACKNOWLEDGERS)?;
+        let device = super::lifecycle::find_one(&self.0, &req.into_inner().query)?;
+        let shared = self.0.clone();
+        let res = tokio::task::spawn_blocking(move || build_certificate(&shared, &device))
+            .await
+            .map_err(|e| super::internal("build a certificate", &e))??;
+        info!(operator = %operator.actor(), n_evidence = res.evidence.len(), "certificate of sanitisation issued");
+        Ok(Response::new(res))
+    }
+}
+
+/// Builds and signs the certificate of sanitisation of a disposed machine.
+fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<pb::GetCertificateResponse, Status> {
+    use base64::Engine;
+    use custodian_proto::readable_value;
+    use prost::Message;
+
+    use crate::certificate::{
+        AttestationFile, CERTIFICATE_FORMAT, Certificate, CertificateDevice, CertificateDisk, CertificateDisposal,
+        CertificateEvidence,
+    };
+    let store = &shared.store;
+    let device_id = device.device_id;
+    let disposal = store.disposal(device_id)?.filter(|_| device.state == crate::lifecycle::LifecycleState::Disposed);
+    let Some(disposal) = disposal else {
+        return Err(Status::failed_precondition(format!(
+            "device {device_id} is {}; only a disposed machine has a certificate of sanitisation",
+            device.state
+        )));
+    };
+    let inventory = match store.latest_inventory(device_id)? {
+        Some(latest) => latest.decode()?,
+        None => return Err(Status::failed_precondition("the machine never sent an inventory")),
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let source_machine = format!("{} ({device_id})", device.hostname);
+    let mut disks = Vec::new();
+    let mut files = Vec::new();
+    for disk in inventory.storage.iter().filter(|d| !d.removable) {
+        let serial = readable_value(disk.serial.as_ref()).unwrap_or_default().to_owned();
+        let model = readable_value(disk.model.as_ref()).unwrap_or_default().to_owned();
+        let media_type = format!(
+            "fixed disk ({}{})",
+            if disk.transport.is_empty() { "unknown transport" } else { &disk.transport },
+            if disk.rotational { ", rotational" } else { ", solid state" }
+        );
+        let safe: String =
+            serial.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let base = CertificateDisk {
+            media_type,
+            model,
+            serial: serial.clone(),
+            size_bytes: disk.size_bytes,
+            source_machine: source_machine.clone(),
+            category: String::new(),
+            method: String::new(),
+            tool: String::new(),
+            verification: String::new(),
+            person: String::new(),
+            organisation: String::new(),
+            date: String::new(),
+            destination: format!(
+                "{} via {} (consignment {})",
+                disposal.route, disposal.contractor, disposal.consignment_ref
+            ),
+            evidence: CertificateEvidence {
+                kind: String::new(),
+                file: String::new(),
+                sha256: String::new(),
+                signer_public_key_hex: String::new(),
+            },
+        };
+        if serial.trim().is_empty() {
+            return Err(Status::failed_precondition(format!("disk {} has no readable serial", disk.name)));
+        }
+        if let Some(att) = store.covering_attestation(device_id, &serial)? {
+            let payload = pb::WipeAttestation::decode(att.envelope.payload.as_slice())
+                .map_err(|e| super::internal("decode a stored attestation", &e))?;
+            let method = pb::WipeMethod::try_from(payload.method).unwrap_or(pb::WipeMethod::Unspecified);
+            let method_name = method.as_str_name().trim_start_matches("WIPE_METHOD_").to_lowercase().replace('_', "-");
+            let category = if method_name.starts_with("purge") { "Purge" } else { "Clear" };
+            let verification = payload
+                .verification
+                .as_ref()
+                .map(|v| {
+                    let mode =
+                        pb::VerifyMode::try_from(v.mode).map(|m| m.as_str_name()).unwrap_or("VERIFY_MODE_UNSPECIFIED");
+                    format!(
+                        "{}: {} of {} blocks of {} bytes read back; result passed",
+                        mode.trim_start_matches("VERIFY_MODE_").to_lowercase(),
+                        v.blocks_checked,
+                        v.blocks_total,
+                        v.block_size
+                    )
+                })
+                .unwrap_or_else(|| "none recorded; result passed".to_owned());
+            let signer = store.device(att.signer)?;
+            let file = format!("evidence/wipe-attestation-{safe}.json");
+            let content = serde_json::to_vec_pretty(&AttestationFile {
+                payload_type: att.envelope.payload_type.clone(),
+                payload: b64.encode(&att.envelope.payload),
+                signature: b64.encode(&att.envelope.signature),
+            })
+            .map_err(|e| super::internal("encode an attestation", &e))?;
+            files.push(pb::CertificateFile { name: file.clone(), content });
+            disks.push(CertificateDisk {
+                category: category.to_owned(),
+                method: format!("{method_name}, {} pass(es)", payload.passes),
+                tool: format!("custodian-agent wipe {}", payload.tool_version),
+                verification,
+                person: payload.operator.clone(),
+                organisation: match &signer {
+                    Some(s) if s.device_id == device_id => format!("the machine itself ({})", s.hostname),
+                    Some(s) => format!("wipe station {} ({})", s.hostname, s.device_id),
+                    None => format!("device {}", att.signer),
+                },
+                date: crate::ctl::format_time(att.finished_at_ms),
+                evidence: CertificateEvidence {
+                    kind: "wipe_attestation".to_owned(),
+                    file,
+                    sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&att.envelope.payload)),
+                    signer_public_key_hex: signer.map(|s| hex::encode(s.public_key)).unwrap_or_default(),
+                },
+                ..base
+            });
+        } else if let Some(record) = store.destruction(&serial)? {
+            let file = format!("evidence/destruction-record-{safe}.json");
+            files.push(pb::CertificateFile { name: file.clone(), content: record.canonical_bytes() });
+            disks.push(CertificateDisk {
+                category: "Destroy".to_owned(),
+                method: record.method.as_str().to_owned(),
+                tool: format!("contractor {}", record.contractor),
+                verification: format!("witnessed by {}", record.witness),
+                person: record.witness.clone(),
+                organisation: format!("{} (certificate of destruction {})", record.contractor, record.certificate_ref),
+                date: record.date.clone(),
+                evidence: CertificateEvidence {
+                    kind: "destruction_record".to_owned(),
+                    file,
+                    sha256: record.sha256_hex(),
+                    signer_public_key_hex: String::new(),
+                },
+                ..base
+            });
+        } else {
+            return Err(Status::failed_precondition(format!(
+                "disk {} (serial {serial}) has no wipe attestation or destruction record",
+                disk.name
+            )));
+        }
+    }
+    let audit = inclusion_proof(shared, disposal.audit_seq)?;
+    let system = inventory.system.unwrap_or_default();
+    let certificate = Certificate {
+        format: CERTIFICATE_FORMAT.to_owned(),
+        issued_at_ms: custodian_proto::now_ms(),
+        device: CertificateDevice {
+            device_id: device_id.to_string(),
+            hostname: device.hostname.clone(),
+            serial: device.serial.clone().unwrap_or_default(),
+            asset_tag: device.asset_tag.clone().unwrap_or_default(),
+            manufacturer: readable_value(system.vendor.as_ref()).unwrap_or_default().to_owned(),
+            model: readable_value(system.model.as_ref()).unwrap_or_default().to_owned(),
+        },
+        disposal: CertificateDisposal {
+            route: disposal.route.as_str().to_owned(),
+            contractor: disposal.contractor,
+            consignment_ref: disposal.consignment_ref,
+            disposed_at_ms: disposal.disposed_at_ms,
+            disposed_by: disposal.disposed_by,
+            audit_seq: disposal.audit_seq,
+        },
+        disks,
+        audit,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&certificate).map_err(|e| super::internal("encode a certificate", &e))?;
+    bytes.push(b'\n');
+    let signature = shared.signer.sign_file_bytes(&bytes);
+    Ok(pb::GetCertificateResponse {
+        certificate_json: bytes,
+        signature: signature.to_vec(),
+        public_key_pem: shared.signer.public_key_pem().to_owned(),
+        evidence: files,
+    })
+}
+
+/// The inclusion proof of event `seq` against the latest checkpoint, signing
+/// one that covers it if none does yet.
+fn inclusion_proof(shared: &Shared, seq: u64) -> Result<crate::audit::verify::InclusionProof, Status> {
+    use base64::Engine;
+    let store = &shared.store;
+    let mut latest = store.latest_checkpoint()?;
+    if latest.as_ref().is_none_or(|l| l.size <= seq) {
+        latest = shared.signer.cover_everything(store, custodian_proto::now_ms())?;
+        store.flush_blocking()?;
+    }
+    let checkpoint = latest.ok_or_else(|| Status::internal("no checkpoint covers the disposal event"))?;
+    let leaves = store.audit_leaf_hashes(checkpoint.size)?;
+    let path =
+        crate::audit::merkle::inclusion_proof(&leaves, seq).map_err(|e| super::internal("prove inclusion", &e))?;
+    let entry = store.audit_entry(seq)?.ok_or_else(|| Status::not_found(format!("no event {seq}")))?;
+    Ok(crate::audit::verify::InclusionProof {
+        seq,
+        event: String::from_utf8(entry.bytes).map_err(|e| super::internal("read an event", &e))?,
+        checkpoint: checkpoint.text,
+        checkpoint_signature: base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature),
+        path: path.iter().map(hex::encode).collect(),
+    })
 }

@@ -168,13 +168,7 @@ impl Store {
             if !seen.insert(serial.to_owned()) {
                 continue;
             }
-            let mut passed = None;
-            for att in self.attestations_for_serial(serial)? {
-                if att.passed && self.applies_to(&att, device_id)? {
-                    passed = Some(att);
-                }
-            }
-            if let Some(att) = passed {
+            if let Some(att) = self.covering_attestation(device_id, serial)? {
                 proof.evidence.wiped_serials.insert(serial.to_owned());
                 proof.hashes.push(Evidence::of(&format!("wipe_attestation {serial}"), &att.envelope.payload));
             }
@@ -184,6 +178,22 @@ impl Store {
             }
         }
         Ok(proof)
+    }
+
+    /// The latest attestation that a wipe of the disk `serial` passed and
+    /// that applies to the device (see [`Store::wipe_coverage`]).
+    pub fn covering_attestation(
+        &self,
+        device_id: DeviceId,
+        serial: &str,
+    ) -> Result<Option<super::attestation::AttestationRecord>, StoreError> {
+        let mut passed = None;
+        for att in self.attestations_for_serial(serial)? {
+            if att.passed && self.applies_to(&att, device_id)? {
+                passed = Some(att);
+            }
+        }
+        Ok(passed)
     }
 
     /// How the device left, if it was disposed of.

@@ -3,6 +3,9 @@
 //! mutual TLS on loopback. The machine is played by the test (`Machine` in
 //! `main.rs`), so it can sign its own wipe attestations.
 
+use std::path::Path;
+use std::process::Command;
+
 use custodian_proto::channel::{ClientIdentity, connect};
 use custodian_proto::envelope::{WIPE_ATTESTATION_PAYLOAD_TYPE, sign};
 use custodian_proto::v1 as pb;
@@ -68,6 +71,28 @@ async fn attest_own_wipe(server: &TestServer, machine: &mut Machine, serial: &st
         .unwrap()
         .into_inner();
     res.results.into_iter().next().unwrap()
+}
+
+fn openssl_verifies(dir: &Path) -> bool {
+    Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey", "server-signing.pub.pem", "-rawin"])
+        .args(["-in", "certificate.json", "-sigfile", "certificate.json.sig"])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("evidence")).unwrap();
+    for name in ["certificate.json", "certificate.json.sig", "server-signing.pub.pem"] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+    for entry in std::fs::read_dir(from.join("evidence")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("evidence").join(entry.file_name())).unwrap();
+    }
 }
 
 fn alert_id(list: &str) -> String {
@@ -193,6 +218,48 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     assert!(csv.contains(",old-pc,SYS-OLD-1,,recycle,\"Recyclers, Ltd\",WEEE-0042,"), "{csv}");
     let later = ok(server.ctl("ida", &["disposals", "list", "--since", "2999-01-01"]));
     assert!(later.contains("0 disposal(s)"), "{later}");
+
+    // The certificate of sanitisation: written for IG, verified by stock OpenSSL and offline.
+    let cert_dir = dir.join("cert");
+    let out = fails(server.ctl("sam", &["certificate", "get", "old-pc", "--out", cert_dir.to_str().unwrap()]));
+    assert!(out.contains("permission denied"), "{out}");
+    let out = ok(server.ctl("ida", &["certificate", "get", "old-pc", "--out", cert_dir.to_str().unwrap()]));
+    assert!(out.contains("and 2 evidence file(s)"), "{out}");
+    let certificate: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cert_dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(certificate["disks"][0]["category"], "Clear");
+    assert_eq!(certificate["disks"][0]["serial"], "DISK-A");
+    assert_eq!(certificate["disks"][1]["category"], "Destroy");
+    assert_eq!(certificate["disks"][1]["organisation"], "Shredco (certificate of destruction CD-2026-17)");
+    assert_eq!(certificate["disposal"]["consignment_ref"], "WEEE-0042");
+    assert!(openssl_verifies(&cert_dir), "openssl verifies the certificate as issued");
+    let out = ok(server.offline(&["certificate", "verify", cert_dir.to_str().unwrap()]));
+    assert!(out.contains("OK certificate of sanitisation of old-pc"), "{out}");
+
+    // One byte changed in the certificate: both OpenSSL and `certificate verify` refuse it.
+    let tampered = dir.join("cert-tampered");
+    copy_tree(&cert_dir, &tampered);
+    let path = tampered.join("certificate.json");
+    let text = std::fs::read_to_string(&path).unwrap().replacen("WEEE-0042", "WEEE-0043", 1);
+    std::fs::write(&path, text).unwrap();
+    assert!(!openssl_verifies(&tampered), "openssl refuses a changed certificate");
+    let out = fails(server.offline(&["certificate", "verify", tampered.to_str().unwrap()]));
+    assert!(out.contains("does not verify against server-signing.pub.pem"), "{out}");
+    // One byte changed in a piece of evidence: `certificate verify` refuses it.
+    for (file, needle) in [
+        ("evidence/destruction-record-DISK-B.json", "\"witness\":\"Jo"),
+        ("evidence/wipe-attestation-DISK-A.json", "\"payload\": \""),
+    ] {
+        let tampered = dir.join(format!("cert-{}", file.replace('/', "-")));
+        copy_tree(&cert_dir, &tampered);
+        let path = tampered.join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(needle.len()).position(|w| w == needle.as_bytes()).expect(needle) + needle.len() + 4;
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        std::fs::write(&path, bytes).unwrap();
+        let out = fails(server.offline(&["certificate", "verify", tampered.to_str().unwrap()]));
+        assert!(out.contains("does not match its hash in the certificate"), "{file}: {out}");
+    }
 
     // A disposed machine calling in: still the one open alert, one more call.
     pc.report(&server, two_disk_inventory()).await.unwrap_err();
