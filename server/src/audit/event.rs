@@ -50,6 +50,8 @@ pub enum EventKind {
     GhostCall,
     /// An operator acknowledged an alert.
     AlertAcknowledged,
+    /// A certificate of sanitisation was issued for a disposed machine.
+    CertificateIssued,
 }
 
 impl EventKind {
@@ -71,6 +73,7 @@ impl EventKind {
             EventKind::DiskDestroyed => "disk_destroyed",
             EventKind::GhostCall => "ghost_call",
             EventKind::AlertAcknowledged => "alert_acknowledged",
+            EventKind::CertificateIssued => "certificate_issued",
         }
     }
 }

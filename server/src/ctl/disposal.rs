@@ -155,7 +155,7 @@ pub(super) fn render_disposals(disposals: &[pb::DisposalEntry]) -> String {
     for d in disposals {
         let _ = writeln!(
             out,
-            "{}  {}  serial {}  asset {}  route {}  contractor {}  consignment {}  by {}  (audit event {})  {}",
+            "{}  {}  serial {}  asset {}  route {}  contractor {}  consignment {}  by {}  (audit event {})  {}  certificate sha256 {}",
             format_time(d.disposed_at_ms),
             if d.hostname.is_empty() { "-" } else { &d.hostname },
             d.serial,
@@ -165,7 +165,8 @@ pub(super) fn render_disposals(disposals: &[pb::DisposalEntry]) -> String {
             d.consignment_ref,
             d.disposed_by,
             d.audit_seq,
-            d.device_id
+            d.device_id,
+            if d.certificate_sha256.is_empty() { "-" } else { &d.certificate_sha256 }
         );
     }
     let _ = writeln!(out, "{} disposal(s)", disposals.len());
@@ -183,7 +184,8 @@ fn csv_field(value: &str) -> String {
 /// The disposal register as CSV with a header row.
 pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
     let mut out = String::from(
-        "disposed_at,device_id,hostname,serial,asset_tag,route,contractor,consignment_ref,disposed_by,audit_seq\n",
+        "disposed_at,device_id,hostname,serial,asset_tag,route,contractor,consignment_ref,disposed_by,audit_seq,\
+         certificate_sha256\n",
     );
     for d in disposals {
         let fields = [
@@ -197,6 +199,7 @@ pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
             d.consignment_ref.clone(),
             d.disposed_by.clone(),
             d.audit_seq.to_string(),
+            d.certificate_sha256.clone(),
         ];
         let _ = writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
     }

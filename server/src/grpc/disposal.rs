@@ -15,7 +15,7 @@ use crate::audit::event::Evidence;
 use crate::disposal::{Alert, DestructionInput, DestructionRecord, Disposal, check_destruction, is_ghost_state};
 use crate::peer::peer_operator;
 use crate::sanitisation::{Coverage, sanitisation_coverage};
-use crate::store::{AcknowledgeAlertError, DeviceRecord};
+use crate::store::{AcknowledgeAlertError, DeviceRecord, StoredCertificate};
 
 pub(super) struct DisposalService(pub(super) Arc<Shared>);
 
@@ -241,6 +241,12 @@ impl pb::disposal_server::Disposal for DisposalService {
                 disposed_at_ms: disposal.disposed_at_ms,
                 disposed_by: disposal.disposed_by,
                 audit_seq: disposal.audit_seq,
+                certificate_sha256: self
+                    .0
+                    .store
+                    .certificate(device_id)?
+                    .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&c.json)))
+                    .unwrap_or_default(),
             });
         }
         Ok(Response::new(pb::ListDisposalsResponse { disposals }))
@@ -252,17 +258,47 @@ impl pb::disposal_server::Disposal for DisposalService {
     ) -> Result<Response<pb::GetCertificateResponse>, Status> {
         let operator = peer_operator(&req, ACKNOWLEDGERS)?;
         let device = super::lifecycle::find_one(&self.0, &req.into_inner().query)?;
-        let shared = self.0.clone();
-        let res = tokio::task::spawn_blocking(move || build_certificate(&shared, &device))
-            .await
-            .map_err(|e| super::internal("build a certificate", &e))??;
-        info!(operator = %operator.actor(), n_evidence = res.evidence.len(), "certificate of sanitisation issued");
-        Ok(Response::new(res))
+        let device_id = device.device_id;
+        let certificate = issue_certificate(&self.0, device).await?;
+        info!(%device_id, operator = %operator.actor(), "certificate of sanitisation fetched");
+        Ok(Response::new(pb::GetCertificateResponse {
+            certificate_json: certificate.json,
+            signature: certificate.signature,
+            public_key_pem: self.0.signer.public_key_pem().to_owned(),
+            evidence: certificate
+                .evidence
+                .into_iter()
+                .map(|(name, content)| pb::CertificateFile { name, content: content.into_vec() })
+                .collect(),
+        }))
     }
 }
 
+/// The certificate of sanitisation of a disposed machine: the one issued
+/// when it was disposed of, or, if there is none (its issue failed), one
+/// issued and stored now. Flushes before it returns.
+pub(super) async fn issue_certificate(shared: &Arc<Shared>, device: DeviceRecord) -> Result<StoredCertificate, Status> {
+    if let Some(stored) = shared.store.certificate(device.device_id)? {
+        return Ok(stored);
+    }
+    let shared2 = shared.clone();
+    let certificate = tokio::task::spawn_blocking(move || build_certificate(&shared2, &device))
+        .await
+        .map_err(|e| super::internal("build a certificate", &e))??;
+    let stored =
+        shared.store.put_certificate(certificate_device_id(&certificate)?, &certificate, custodian_proto::now_ms())?;
+    shared.store.flush().await?;
+    Ok(stored)
+}
+
+fn certificate_device_id(certificate: &StoredCertificate) -> Result<DeviceId, Status> {
+    let parsed: crate::certificate::Certificate =
+        serde_json::from_slice(&certificate.json).map_err(|e| super::internal("read a certificate", &e))?;
+    parsed.device.device_id.parse().map_err(|e| super::internal("read a certificate's device id", &e))
+}
+
 /// Builds and signs the certificate of sanitisation of a disposed machine.
-fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<pb::GetCertificateResponse, Status> {
+fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCertificate, Status> {
     use base64::Engine;
     use custodian_proto::readable_value;
     use prost::Message;
@@ -428,11 +464,10 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<pb::GetCe
     let mut bytes = serde_json::to_vec_pretty(&certificate).map_err(|e| super::internal("encode a certificate", &e))?;
     bytes.push(b'\n');
     let signature = shared.signer.sign_file_bytes(&bytes);
-    Ok(pb::GetCertificateResponse {
-        certificate_json: bytes,
+    Ok(StoredCertificate {
+        json: bytes,
         signature: signature.to_vec(),
-        public_key_pem: shared.signer.public_key_pem().to_owned(),
-        evidence: files,
+        evidence: files.into_iter().map(|f| (f.name, serde_bytes::ByteBuf::from(f.content))).collect(),
     })
 }
 

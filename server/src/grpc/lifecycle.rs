@@ -276,6 +276,13 @@ impl pb::register_server::Register for RegisterService {
         if to == LifecycleState::Deployed {
             super::rollout::on_deployed(&self.0, moved.device_id, &operator.actor(), now);
         }
+        // Disposal (issue 7): the certificate of sanitisation is issued with
+        // the disposal (and stored; `certificate get` issues it later if this fails).
+        if to == LifecycleState::Disposed
+            && let Err(status) = super::disposal::issue_certificate(&self.0, moved.clone()).await
+        {
+            tracing::error!(device_id = %moved.device_id, error = %status.message(), "failed to issue a certificate of sanitisation");
+        }
         self.0.store.flush().await?;
         info!(device_id = %moved.device_id, operator = %operator.actor(), %from, %to, overridden = overridden.is_some(), "device transitioned");
         Ok(Response::new(pb::TransitionDeviceResponse { device: Some(to_pb_device(&moved)), audit_seq }))

@@ -8,7 +8,9 @@
 //!   the same transaction as the move to `disposed` (see
 //!   [`Store::transition_recording`]);
 //! - `alerts`: alert id (big-endian u64) → [`Alert`], versioned;
-//! - `idx_open_alerts`: device id → alert id of its one open alert.
+//! - `idx_open_alerts`: device id → alert id of its one open alert;
+//! - `certificates`: device id → [`StoredCertificateV1`], versioned, the
+//!   certificate of sanitisation issued when it was disposed of.
 //!
 //! Each change is written in one transaction with its audit event. A ghost
 //! that keeps calling bumps its open alert's counter and last-seen time
@@ -35,6 +37,26 @@ const DESTRUCTIONS: &str = "destructions";
 pub(super) const DISPOSALS: &str = "disposals";
 const ALERTS: &str = "alerts";
 const IDX_OPEN_ALERTS: &str = "idx_open_alerts";
+const CERTIFICATES: &str = "certificates";
+
+/// A certificate of sanitisation as issued: the exact signed bytes, the
+/// signature and the evidence files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCertificateV1 {
+    /// `certificate.json`, exactly as signed.
+    #[serde(with = "serde_bytes")]
+    pub json: Vec<u8>,
+    /// The Ed25519 signature.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+    /// `(file name, bytes)` of each piece of evidence.
+    pub evidence: Vec<(String, serde_bytes::ByteBuf)>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum VersionedCertificate {
+    V1(StoredCertificateV1),
+}
 
 #[derive(Serialize, Deserialize)]
 enum VersionedDestruction {
@@ -194,6 +216,42 @@ impl Store {
             }
         }
         Ok(passed)
+    }
+
+    /// Stores the certificate issued for a disposed device, with its
+    /// `certificate_issued` audit event (the certificate's SHA-256 as
+    /// evidence). A device keeps the first certificate issued: returns the
+    /// stored one. Not durable until [`Store::flush`].
+    pub fn put_certificate(
+        &self,
+        device_id: DeviceId,
+        certificate: &StoredCertificateV1,
+        now_ms: i64,
+    ) -> Result<StoredCertificateV1, StoreError> {
+        let certificates = self.disposal_tree(CERTIFICATES)?;
+        let mut event = AuditEvent::new(now_ms, "server", EventKind::CertificateIssued, Some(device_id));
+        event.evidence.push(Evidence::of("certificate_json", &certificate.json));
+        let _gate = self.transaction_gate();
+        (&certificates, &self.audit)
+            .transaction(|(certificates, audit_tree)| {
+                if let Some(bytes) = certificates.get(device_id.as_bytes())? {
+                    let VersionedCertificate::V1(stored) = decode(CERTIFICATES, &bytes).map_err(abort)?;
+                    return Ok(stored);
+                }
+                certificates.insert(device_id.as_bytes(), encode(&VersionedCertificate::V1(certificate.clone())))?;
+                audit::append(audit_tree, event.clone())?;
+                Ok(certificate.clone())
+            })
+            .map_err(flatten_tx_error)
+    }
+
+    /// The certificate issued for a disposed device.
+    pub fn certificate(&self, device_id: DeviceId) -> Result<Option<StoredCertificateV1>, StoreError> {
+        let certificates = self.disposal_tree(CERTIFICATES)?;
+        certificates
+            .get(device_id.as_bytes())?
+            .map(|bytes| decode::<VersionedCertificate>(CERTIFICATES, &bytes).map(|VersionedCertificate::V1(c)| c))
+            .transpose()
     }
 
     /// How the device left, if it was disposed of.

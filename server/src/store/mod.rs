@@ -41,7 +41,7 @@ pub use records::{
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
-pub use disposal::{AcknowledgeAlertError, SanitisationProof};
+pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 pub use rollout::ChangeRolloutError;

@@ -235,6 +235,18 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     assert!(openssl_verifies(&cert_dir), "openssl verifies the certificate as issued");
     let out = ok(server.offline(&["certificate", "verify", cert_dir.to_str().unwrap()]));
     assert!(out.contains("OK certificate of sanitisation of old-pc"), "{out}");
+    // It was issued with the disposal, and the register lists its hash.
+    let hash =
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(cert_dir.join("certificate.json")).unwrap()));
+    let register = ok(server.ctl("ida", &["disposals", "list"]));
+    assert!(register.contains(&format!("certificate sha256 {hash}")), "{register}");
+    let again = dir.join("cert-again");
+    ok(server.ctl("ida", &["certificate", "get", "old-pc", "--out", again.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(again.join("certificate.json")).unwrap(),
+        std::fs::read(cert_dir.join("certificate.json")).unwrap(),
+        "the issued certificate is kept"
+    );
 
     // One byte changed in the certificate: both OpenSSL and `certificate verify` refuse it.
     let tampered = dir.join("cert-tampered");
