@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod compliance;
 pub mod config;
 pub mod ctl;
+pub mod custody;
 pub mod disposal;
 pub mod grpc;
 pub mod intake;

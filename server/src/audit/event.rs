@@ -52,6 +52,9 @@ pub enum EventKind {
     AlertAcknowledged,
     /// A certificate of sanitisation was issued for a disposed machine.
     CertificateIssued,
+    /// A custody manifest was created, reconciled against a contractor's
+    /// return, or closed.
+    CustodyManifestChanged,
 }
 
 impl EventKind {
@@ -74,6 +77,7 @@ impl EventKind {
             EventKind::GhostCall => "ghost_call",
             EventKind::AlertAcknowledged => "alert_acknowledged",
             EventKind::CertificateIssued => "certificate_issued",
+            EventKind::CustodyManifestChanged => "custody_manifest_changed",
         }
     }
 }

@@ -73,6 +73,9 @@ enum Command {
     /// Certificates of sanitisation: get one, verify one offline.
     #[command(subcommand)]
     Certificate(ctl::CertificateCommand),
+    /// Chain of custody to a contractor: manifests and reconciliation.
+    #[command(subcommand)]
+    Custody(ctl::CustodyCommand),
 }
 
 #[derive(Subcommand)]
@@ -508,6 +511,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Certificate(ctl::CertificateCommand::Verify { .. }) => {
             unreachable!("offline commands return before connecting")
         }
+        Command::Custody(command) => out!("{}", ctl::run_custody(&ctl, command).await?),
     }
     Ok(())
 }

@@ -255,3 +255,107 @@ pub async fn get_certificate(ctl: &Ctl, query: &str, out: &std::path::Path) -> a
         out.display()
     ))
 }
+
+/// `custodianctl custody ...`.
+#[derive(Debug, Subcommand)]
+pub enum CustodyCommand {
+    /// Custody manifests.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Match a contractor's return (CSV with a `serial` column) against a manifest
+    /// (engineer, IG auditor or admin).
+    Reconcile {
+        /// The manifest's id.
+        manifest: u64,
+        /// The contractor's return.
+        file: std::path::PathBuf,
+    },
+    /// Close a manifest whose reconciliation left nothing open (engineer, IG auditor or admin).
+    Close {
+        /// The manifest's id.
+        manifest: u64,
+    },
+}
+
+/// `custodianctl custody manifest ...`.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// List the machines and loose disks handed to a contractor in one
+    /// collection, signed; writes manifest.json, its signature, the server's
+    /// key and manifest.csv into DIR (engineer or admin).
+    Create {
+        /// The contractor.
+        #[arg(long)]
+        contractor: String,
+        /// The collection or WEEE consignment reference.
+        #[arg(long)]
+        collection_ref: String,
+        /// A machine handed over (id, hostname, serial, asset tag or MAC); repeat.
+        #[arg(long = "machine")]
+        machines: Vec<String>,
+        /// A loose disk handed over, by serial; repeat.
+        #[arg(long = "disk")]
+        disks: Vec<String>,
+        /// Directory to write (created; must not exist yet).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+fn render_manifest(res: &pb::ManifestResponse) -> String {
+    let mut out = format!("custody manifest {}: {} (audit event {})\n", res.id, res.status, res.audit_seq);
+    for (what, list) in [
+        ("missing from the return", &res.missing),
+        ("returned but never handed over", &res.unexpected),
+        ("returned more than once", &res.duplicates),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "  {what}: {}", list.join(", "));
+        }
+    }
+    out
+}
+
+/// Runs `custodianctl custody ...`; returns what to print.
+pub async fn run_custody(ctl: &Ctl, command: CustodyCommand) -> anyhow::Result<String> {
+    use anyhow::Context;
+    match command {
+        CustodyCommand::Manifest(ManifestCommand::Create { contractor, collection_ref, machines, disks, out }) => {
+            let req = pb::CreateManifestRequest { contractor, collection_ref, machines, disks };
+            let res = ctl.disposal().create_manifest(req).await.map_err(status_error)?.into_inner();
+            std::fs::create_dir(&out).with_context(|| format!("create {} (it must not exist yet)", out.display()))?;
+            let write = |name: &str, bytes: &[u8]| {
+                let path = out.join(name);
+                custodian_proto::files::write_public(&path, bytes).with_context(|| format!("write {}", path.display()))
+            };
+            write("manifest.json", &res.manifest_json)?;
+            write("manifest.json.sig", &res.signature)?;
+            write(crate::certificate::PUBLIC_KEY_FILE, res.public_key_pem.as_bytes())?;
+            write("manifest.csv", res.csv.as_bytes())?;
+            Ok(format!(
+                "{}wrote manifest.json, manifest.json.sig, manifest.csv to {}\n",
+                render_manifest(&res),
+                out.display()
+            ))
+        }
+        CustodyCommand::Reconcile { manifest, file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let text = String::from_utf8(bytes.clone()).context("the return file is not UTF-8 text")?;
+            let serials =
+                crate::custody::parse_return_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let req = pb::ReconcileManifestRequest {
+                id: manifest,
+                serials,
+                source: file.display().to_string(),
+                source_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            };
+            let res = ctl.disposal().reconcile_manifest(req).await.map_err(status_error)?.into_inner();
+            Ok(render_manifest(&res))
+        }
+        CustodyCommand::Close { manifest } => {
+            let req = pb::CloseManifestRequest { id: manifest };
+            let res = ctl.disposal().close_manifest(req).await.map_err(status_error)?.into_inner();
+            Ok(render_manifest(&res))
+        }
+    }
+}

@@ -252,6 +252,188 @@ impl pb::disposal_server::Disposal for DisposalService {
         Ok(Response::new(pb::ListDisposalsResponse { disposals }))
     }
 
+    async fn create_manifest(
+        &self,
+        req: Request<pb::CreateManifestRequest>,
+    ) -> Result<Response<pb::ManifestResponse>, Status> {
+        let operator = peer_operator(&req, RECORDERS)?;
+        let req = req.into_inner();
+        let text = |name: &str, value: &str| {
+            let value = value.trim();
+            if value.is_empty() {
+                return Err(Status::invalid_argument(format!("{name} is required")));
+            }
+            if value.len() > crate::disposal::MAX_FIELD_LEN {
+                return Err(Status::invalid_argument(format!("{name} is too long")));
+            }
+            Ok(value.to_owned())
+        };
+        let contractor = text("--contractor", &req.contractor)?;
+        let collection_ref = text("--collection-ref", &req.collection_ref)?;
+        if req.machines.is_empty() && req.disks.is_empty() {
+            return Err(Status::invalid_argument("give at least one --machine or --disk"));
+        }
+        let mut items = Vec::new();
+        let mut serials = std::collections::BTreeSet::new();
+        for query in &req.machines {
+            let device = super::lifecycle::find_one(&self.0, query)?;
+            let serial = device.serial.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                Status::failed_precondition(format!("machine {query} has no serial; the contractor cannot match it"))
+            })?;
+            items.push(crate::custody::ManifestItem {
+                kind: "machine".to_owned(),
+                serial,
+                device_id: device.device_id.to_string(),
+                hostname: device.hostname.clone(),
+            });
+        }
+        for serial in &req.disks {
+            items.push(crate::custody::ManifestItem {
+                kind: "disk".to_owned(),
+                serial: text("--disk", serial)?,
+                device_id: String::new(),
+                hostname: String::new(),
+            });
+        }
+        for item in &items {
+            if !serials.insert(item.serial.to_lowercase()) {
+                return Err(Status::invalid_argument(format!("serial {} is listed twice", item.serial)));
+            }
+        }
+        let id = self.0.store.next_manifest_id()?;
+        let now = custodian_proto::now_ms();
+        let manifest = crate::custody::Manifest {
+            format: crate::custody::MANIFEST_FORMAT.to_owned(),
+            id,
+            contractor,
+            collection_ref,
+            created_by: operator.actor(),
+            created_at_ms: now,
+            items,
+        };
+        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| super::internal("encode a manifest", &e))?;
+        json.push(b'\n');
+        let signature = self.0.signer.sign_file_bytes(&json).to_vec();
+        let mut event = crate::audit::event::AuditEvent::new(
+            now,
+            operator.actor(),
+            crate::audit::event::EventKind::CustodyManifestChanged,
+            None,
+        )
+        .with_detail("action", "created")
+        .with_detail("manifest_id", id.to_string())
+        .with_detail("contractor", manifest.contractor.clone())
+        .with_detail("collection_ref", manifest.collection_ref.clone())
+        .with_detail("items", manifest.items.len().to_string());
+        event.evidence.push(Evidence::of("manifest_json", &json));
+        let record = crate::store::ManifestRecord { json, signature, reconciliation: None, closed: None };
+        let audit_seq = self.0.store.put_manifest(id, &record, event)?;
+        self.0.store.flush().await?;
+        info!(manifest_id = id, operator = %operator.actor(), "custody manifest created");
+        Ok(Response::new(manifest_response(&self.0, id, &record, audit_seq)?))
+    }
+
+    async fn reconcile_manifest(
+        &self,
+        req: Request<pb::ReconcileManifestRequest>,
+    ) -> Result<Response<pb::ManifestResponse>, Status> {
+        let operator = peer_operator(&req, ACKNOWLEDGERS)?;
+        let req = req.into_inner();
+        let record = self
+            .0
+            .store
+            .manifest(req.id)?
+            .ok_or_else(|| Status::not_found(format!("no custody manifest {}", req.id)))?;
+        let manifest: crate::custody::Manifest =
+            serde_json::from_slice(&record.json).map_err(|e| super::internal("read a manifest", &e))?;
+        let result = crate::custody::reconcile(&manifest, &req.serials);
+        let mut event = crate::audit::event::AuditEvent::new(
+            custodian_proto::now_ms(),
+            operator.actor(),
+            crate::audit::event::EventKind::CustodyManifestChanged,
+            None,
+        )
+        .with_detail("action", "reconciled")
+        .with_detail("manifest_id", req.id.to_string())
+        .with_detail("source", req.source.chars().take(256).collect::<String>())
+        .with_detail("missing", result.missing.join(" "))
+        .with_detail("unexpected", result.unexpected.join(" "))
+        .with_detail("duplicates", result.duplicates.join(" "));
+        if !req.source_sha256.is_empty() {
+            event.evidence.push(crate::audit::event::Evidence {
+                name: "contractor_return".to_owned(),
+                sha256: req.source_sha256.chars().take(64).collect(),
+            });
+        }
+        let (record, audit_seq) = self
+            .0
+            .store
+            .change_manifest(
+                req.id,
+                |record| {
+                    if record.closed.is_some() {
+                        return Err(format!("custody manifest {} is closed", req.id));
+                    }
+                    record.reconciliation = Some(result.clone());
+                    Ok(())
+                },
+                event,
+            )
+            .map_err(manifest_error)?;
+        self.0.store.flush().await?;
+        Ok(Response::new(manifest_response(&self.0, req.id, &record, audit_seq)?))
+    }
+
+    async fn close_manifest(
+        &self,
+        req: Request<pb::CloseManifestRequest>,
+    ) -> Result<Response<pb::ManifestResponse>, Status> {
+        let operator = peer_operator(&req, ACKNOWLEDGERS)?;
+        let id = req.into_inner().id;
+        let now = custodian_proto::now_ms();
+        let event = crate::audit::event::AuditEvent::new(
+            now,
+            operator.actor(),
+            crate::audit::event::EventKind::CustodyManifestChanged,
+            None,
+        )
+        .with_detail("action", "closed")
+        .with_detail("manifest_id", id.to_string());
+        let actor = operator.actor();
+        let (record, audit_seq) = self
+            .0
+            .store
+            .change_manifest(
+                id,
+                |record| {
+                    if record.closed.is_some() {
+                        return Err(format!("custody manifest {id} is already closed"));
+                    }
+                    match &record.reconciliation {
+                        None => Err(format!(
+                            "custody manifest {id} cannot be closed: the contractor's return has not been reconciled \
+                             (custodianctl custody reconcile {id} FILE.csv)"
+                        )),
+                        Some(r) if !r.is_clean() => Err(format!(
+                            "custody manifest {id} cannot be closed while items are open: missing from the return: [{}]; \
+                             returned but never handed over: [{}]; duplicates: [{}]",
+                            r.missing.join(", "),
+                            r.unexpected.join(", "),
+                            r.duplicates.join(", ")
+                        )),
+                        Some(_) => {
+                            record.closed = Some((actor.clone(), now));
+                            Ok(())
+                        }
+                    }
+                },
+                event,
+            )
+            .map_err(manifest_error)?;
+        self.0.store.flush().await?;
+        Ok(Response::new(manifest_response(&self.0, id, &record, audit_seq)?))
+    }
+
     async fn get_certificate(
         &self,
         req: Request<pb::GetCertificateRequest>,
@@ -492,5 +674,41 @@ fn inclusion_proof(shared: &Shared, seq: u64) -> Result<crate::audit::verify::In
         checkpoint: checkpoint.text,
         checkpoint_signature: base64::engine::general_purpose::STANDARD.encode(&checkpoint.signature),
         path: path.iter().map(hex::encode).collect(),
+    })
+}
+
+fn manifest_error(e: crate::store::ChangeManifestError) -> Status {
+    match e {
+        crate::store::ChangeManifestError::Unknown(_) => Status::not_found(e.to_string()),
+        crate::store::ChangeManifestError::Refused(_) => Status::failed_precondition(e.to_string()),
+        crate::store::ChangeManifestError::Store(e) => e.into(),
+    }
+}
+
+fn manifest_response(
+    shared: &Shared,
+    id: u64,
+    record: &crate::store::ManifestRecord,
+    audit_seq: u64,
+) -> Result<pb::ManifestResponse, Status> {
+    let manifest: crate::custody::Manifest =
+        serde_json::from_slice(&record.json).map_err(|e| super::internal("read a manifest", &e))?;
+    let reconciliation = record.reconciliation.clone().unwrap_or_default();
+    let status = match (&record.closed, &record.reconciliation) {
+        (Some(_), _) => "closed",
+        (None, Some(r)) if r.is_clean() => "reconciled",
+        _ => "open",
+    };
+    Ok(pb::ManifestResponse {
+        manifest_json: record.json.clone(),
+        signature: record.signature.clone(),
+        public_key_pem: shared.signer.public_key_pem().to_owned(),
+        csv: crate::custody::manifest_csv(&manifest),
+        missing: reconciliation.missing,
+        unexpected: reconciliation.unexpected,
+        duplicates: reconciliation.duplicates,
+        status: status.to_owned(),
+        id,
+        audit_seq,
     })
 }

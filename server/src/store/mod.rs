@@ -19,6 +19,7 @@
 
 pub mod attestation;
 mod audit;
+mod custody;
 mod disposal;
 pub mod inventory;
 mod lifecycle;
@@ -41,6 +42,7 @@ pub use records::{
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
+pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};

@@ -292,3 +292,85 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     let out = fails(server.ctl("ida", &["alerts", "ack", &id, "--note", "again"]));
     assert!(out.contains("already acknowledged"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custody_reconciliation_flags_missing_and_extra_serials_and_blocks_closing() {
+    let server = TestServer::start(1000);
+    let dir = server.dir.path();
+    ok(server.ctl(
+        "admin",
+        &["device", "add", "--serial", "SYS-9", "--asset-tag", "NHS-9", "--model", "OptiPlex", "--state", "in_stock"],
+    ));
+    let out_dir = dir.join("manifest");
+    let create = |out: &Path| {
+        server.ctl(
+            "admin",
+            &[
+                "custody",
+                "manifest",
+                "create",
+                "--contractor",
+                "Recyclers Ltd",
+                "--collection-ref",
+                "COL-7",
+                "--machine",
+                "NHS-9",
+                "--disk",
+                "DISK-X",
+                "--disk",
+                "DISK-Y",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = ok(create(&out_dir));
+    let id = out.split_whitespace().nth(2).unwrap().trim_end_matches(':').to_owned();
+    assert!(out.contains(&format!("custody manifest {id}: open")), "{out}");
+    let csv = std::fs::read_to_string(out_dir.join("manifest.csv")).unwrap();
+    assert!(csv.contains(",Recyclers Ltd,COL-7,machine,SYS-9,"), "{csv}");
+    assert!(csv.contains(",disk,DISK-Y,,"), "{csv}");
+    let verified = Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey", "server-signing.pub.pem", "-rawin"])
+        .args(["-in", "manifest.json", "-sigfile", "manifest.json.sig"])
+        .current_dir(&out_dir)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "the manifest verifies with openssl");
+
+    // One serial missing from the return, one never handed over, one twice: open, and it cannot close.
+    let ret = dir.join("return.csv");
+    std::fs::write(&ret, "item,serial,outcome\n1,sys-9,shredded\n2,DISK-X,wiped\n3,EXTRA-1,shredded\n4,DISK-X,wiped\n")
+        .unwrap();
+    let out = ok(server.ctl("admin", &["custody", "reconcile", &id, ret.to_str().unwrap()]));
+    assert!(out.contains(": open"), "{out}");
+    assert!(out.contains("missing from the return: DISK-Y"), "{out}");
+    assert!(out.contains("returned but never handed over: EXTRA-1"), "{out}");
+    assert!(out.contains("returned more than once: DISK-X"), "{out}");
+    let out = fails(server.ctl("admin", &["custody", "close", &id]));
+    assert!(out.contains("cannot be closed while items are open: missing from the return: [DISK-Y]"), "{out}");
+
+    // The corrected return matches: reconciled, then closed; a closed manifest stays closed.
+    std::fs::write(&ret, "serial\nSYS-9\nDISK-X\nDISK-Y\n").unwrap();
+    let out = ok(server.ctl("admin", &["custody", "reconcile", &id, ret.to_str().unwrap()]));
+    assert!(out.contains(": reconciled"), "{out}");
+    let out = ok(server.ctl("admin", &["custody", "close", &id]));
+    assert!(out.contains(": closed"), "{out}");
+    let out = fails(server.ctl("admin", &["custody", "reconcile", &id, ret.to_str().unwrap()]));
+    assert!(out.contains("is closed"), "{out}");
+
+    // Every step is in the audit trail.
+    let export = dir.join("audit");
+    ok(server.ctl("admin", &["audit", "export", "--out", export.to_str().unwrap()]));
+    let mut events = String::new();
+    for entry in std::fs::read_dir(&export).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            events.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    for action in ["created", "reconciled", "closed"] {
+        assert!(events.contains(&format!("\"action\":\"{action}\"")), "{action}");
+    }
+    assert_eq!(events.matches("custody_manifest_changed").count(), 4, "created, reconciled twice, closed");
+}
