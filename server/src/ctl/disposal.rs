@@ -242,6 +242,9 @@ pub async fn get_certificate(ctl: &Ctl, query: &str, out: &std::path::Path) -> a
     write(CERTIFICATE_FILE, &res.certificate_json)?;
     write(SIGNATURE_FILE, &res.signature)?;
     write(PUBLIC_KEY_FILE, res.public_key_pem.as_bytes())?;
+    let certificate: crate::certificate::Certificate =
+        serde_json::from_slice(&res.certificate_json).context("parse the certificate the server sent")?;
+    write("certificate.html", render_certificate_html(&certificate).as_bytes())?;
     for file in &res.evidence {
         let name = std::path::Path::new(&file.name);
         if !file.name.starts_with("evidence/") || name.components().count() != 2 || file.name.contains("..") {
@@ -250,7 +253,7 @@ pub async fn get_certificate(ctl: &Ctl, query: &str, out: &std::path::Path) -> a
         write(&file.name, &file.content)?;
     }
     Ok(format!(
-        "wrote {CERTIFICATE_FILE}, {SIGNATURE_FILE}, {PUBLIC_KEY_FILE} and {} evidence file(s) to {}\n",
+        "wrote {CERTIFICATE_FILE}, {SIGNATURE_FILE}, {PUBLIC_KEY_FILE}, certificate.html and {} evidence file(s) to {}\n",
         res.evidence.len(),
         out.display()
     ))
@@ -358,4 +361,80 @@ pub async fn run_custody(ctl: &Ctl, command: CustodyCommand) -> anyhow::Result<S
             Ok(render_manifest(&res))
         }
     }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// A printable HTML rendering of a certificate (not signed: the signed
+/// document is `certificate.json`).
+pub(super) fn render_certificate_html(certificate: &crate::certificate::Certificate) -> String {
+    let e = |s: &str| html_escape(s);
+    let d = &certificate.device;
+    let p = &certificate.disposal;
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Certificate of sanitisation</title>\n\
+         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;width:100%}\
+         td,th{border:1px solid #444;padding:4px;text-align:left;vertical-align:top}</style></head><body>\n",
+    );
+    let _ = writeln!(out, "<h1>Certificate of sanitisation</h1>");
+    let _ = writeln!(
+        out,
+        "<p>Printable copy. The signed document is <code>certificate.json</code>; check it with \
+         <code>custodianctl certificate verify</code> or OpenSSL (see docs/certificate.md).</p>"
+    );
+    let _ = writeln!(
+        out,
+        "<h2>Machine</h2><p>{} &middot; serial {} &middot; asset tag {} &middot; {} {} &middot; id {}</p>",
+        e(&d.hostname),
+        e(&d.serial),
+        e(&d.asset_tag),
+        e(&d.manufacturer),
+        e(&d.model),
+        e(&d.device_id)
+    );
+    let _ = writeln!(
+        out,
+        "<h2>Disposal</h2><p>Route {} &middot; contractor {} &middot; consignment {} &middot; {} by {} (audit event {})</p>",
+        e(&p.route),
+        e(&p.contractor),
+        e(&p.consignment_ref),
+        e(&format_time(p.disposed_at_ms)),
+        e(&p.disposed_by),
+        p.audit_seq
+    );
+    out.push_str(
+        "<h2>Media</h2><table><tr><th>Media</th><th>Model / serial</th><th>Category</th><th>Method and tool</th>\
+         <th>Verification</th><th>Person / organisation</th><th>Date</th><th>Destination</th><th>Evidence (SHA-256)</th></tr>\n",
+    );
+    for disk in &certificate.disks {
+        let _ = writeln!(
+            out,
+            "<tr><td>{} ({} bytes)</td><td>{}<br>{}</td><td>{}</td><td>{}<br>{}</td><td>{}</td><td>{}<br>{}</td><td>{}</td>\
+             <td>{}</td><td>{}<br><code>{}</code></td></tr>",
+            e(&disk.media_type),
+            disk.size_bytes,
+            e(&disk.model),
+            e(&disk.serial),
+            e(&disk.category),
+            e(&disk.method),
+            e(&disk.tool),
+            e(&disk.verification),
+            e(&disk.person),
+            e(&disk.organisation),
+            e(&disk.date),
+            e(&disk.destination),
+            e(&disk.evidence.kind),
+            e(&disk.evidence.sha256)
+        );
+    }
+    out.push_str("</table>\n");
+    let _ = writeln!(
+        out,
+        "<h2>Audit</h2><p>Disposal event {} is included in the signed checkpoint:</p><pre>{}</pre></body></html>",
+        certificate.audit.seq,
+        e(&certificate.audit.checkpoint)
+    );
+    out
 }

@@ -224,7 +224,10 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     let out = fails(server.ctl("sam", &["certificate", "get", "old-pc", "--out", cert_dir.to_str().unwrap()]));
     assert!(out.contains("permission denied"), "{out}");
     let out = ok(server.ctl("ida", &["certificate", "get", "old-pc", "--out", cert_dir.to_str().unwrap()]));
-    assert!(out.contains("and 2 evidence file(s)"), "{out}");
+    assert!(out.contains("certificate.html and 2 evidence file(s)"), "{out}");
+    let html = std::fs::read_to_string(cert_dir.join("certificate.html")).unwrap();
+    assert!(html.contains("Shredco (certificate of destruction CD-2026-17)"), "{html}");
+    assert!(html.contains("Recyclers, Ltd"), "{html}");
     let certificate: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cert_dir.join("certificate.json")).unwrap()).unwrap();
     assert_eq!(certificate["disks"][0]["category"], "Clear");
