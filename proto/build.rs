@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/custodian/v1/audit.proto",
         "proto/custodian/v1/rollout.proto",
         "proto/custodian/v1/attestation.proto",
+        "proto/custodian/v1/disposal.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().compile_fds(fds)?;

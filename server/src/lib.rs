@@ -6,9 +6,12 @@
 
 pub mod audit;
 pub mod ca;
+pub mod certificate;
 pub mod compliance;
 pub mod config;
 pub mod ctl;
+pub mod custody;
+pub mod disposal;
 pub mod grpc;
 pub mod intake;
 pub mod inventory;

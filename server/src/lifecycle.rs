@@ -153,9 +153,11 @@ impl LifecycleState {
         LifecycleEvent::ALL.iter().filter_map(|event| self.next(*event)).collect()
     }
 
-    /// Whether the device's certificate is refused in this state.
+    /// Whether the device's certificate is refused in this state: the
+    /// machine should no longer be on the network (a call raises a ghost
+    /// alert, see `disposal.rs`).
     pub fn refuses_device(self) -> bool {
-        matches!(self, LifecycleState::Lost | LifecycleState::Disposed)
+        matches!(self, LifecycleState::Lost | LifecycleState::Sanitised | LifecycleState::Disposed)
     }
 
     /// The name used on the command line, in records and in the audit trail.

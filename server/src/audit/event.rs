@@ -43,6 +43,18 @@ pub enum EventKind {
     RolloutBookingChanged,
     /// A signed wipe attestation (passed, failed or interrupted) was accepted.
     WipeAttested,
+    /// An operator recorded that a disk was physically destroyed.
+    DiskDestroyed,
+    /// A sanitised, disposed or lost machine called in and was refused
+    /// (high severity: a machine that left can still talk).
+    GhostCall,
+    /// An operator acknowledged an alert.
+    AlertAcknowledged,
+    /// A certificate of sanitisation was issued for a disposed machine.
+    CertificateIssued,
+    /// A custody manifest was created, reconciled against a contractor's
+    /// return, or closed.
+    CustodyManifestChanged,
 }
 
 impl EventKind {
@@ -61,6 +73,11 @@ impl EventKind {
             EventKind::RolloutPlanChanged => "rollout_plan_changed",
             EventKind::RolloutBookingChanged => "rollout_booking_changed",
             EventKind::WipeAttested => "wipe_attested",
+            EventKind::DiskDestroyed => "disk_destroyed",
+            EventKind::GhostCall => "ghost_call",
+            EventKind::AlertAcknowledged => "alert_acknowledged",
+            EventKind::CertificateIssued => "certificate_issued",
+            EventKind::CustodyManifestChanged => "custody_manifest_changed",
         }
     }
 }

@@ -91,6 +91,14 @@ impl CheckpointSigner {
         Ok(stored)
     }
 
+    /// Signs `bytes` as they are (Ed25519, no prefix), so that stock tools
+    /// verify the file: `openssl pkeyutl -verify -pubin -inkey
+    /// server-signing.pub.pem -rawin -in FILE -sigfile FILE.sig`.
+    pub fn sign_file_bytes(&self, bytes: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(bytes).to_bytes()
+    }
+
     /// Signs a checkpoint if the latest one does not cover every event.
     pub fn cover_everything(&self, store: &Store, now_ms: i64) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.sign_if(store, now_ms, |size, latest| latest.is_none_or(|l| l.size < size))

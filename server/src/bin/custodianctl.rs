@@ -61,6 +61,21 @@ enum Command {
     /// Wipe attestations.
     #[command(subcommand)]
     Attestations(AttestationsCommand),
+    /// Disks destroyed rather than wiped.
+    #[command(subcommand)]
+    Disk(ctl::DiskCommand),
+    /// Alerts: machines that called in after they left.
+    #[command(subcommand)]
+    Alerts(ctl::AlertsCommand),
+    /// The disposal register.
+    #[command(subcommand)]
+    Disposals(ctl::DisposalsCommand),
+    /// Certificates of sanitisation: get one, verify one offline.
+    #[command(subcommand)]
+    Certificate(ctl::CertificateCommand),
+    /// Chain of custody to a contractor: manifests and reconciliation.
+    #[command(subcommand)]
+    Custody(ctl::CustodyCommand),
 }
 
 #[derive(Subcommand)]
@@ -234,6 +249,15 @@ enum DeviceCommand {
         /// Who has it now.
         #[arg(long)]
         assigned_to: Option<String>,
+        /// For disposed: recycle, resale, destruction or return-to-lessor.
+        #[arg(long)]
+        route: Option<String>,
+        /// For disposed: the contractor taking it.
+        #[arg(long)]
+        contractor: Option<String>,
+        /// For disposed: the collection or WEEE consignment reference.
+        #[arg(long)]
+        consignment_ref: Option<String>,
     },
     /// Add a note to a device's history (service desk, engineer or admin).
     Note {
@@ -315,6 +339,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::VerifyProof { file, key }) => {
             outln!("OK {}", ctl::verify_proof_file(file, key)?);
+            return Ok(());
+        }
+        Command::Certificate(ctl::CertificateCommand::Verify { dir }) => {
+            let summary = custodian_server::certificate::verify_certificate_dir(dir)
+                .map_err(|e| anyhow::anyhow!("the certificate does not verify: {e:#}"))?;
+            outln!(
+                "OK certificate of sanitisation of {}: signature verified; {} disk(s), each piece of evidence matches \
+                 and verifies; disposal event included in the signed checkpoint of {} events",
+                summary.hostname,
+                summary.n_disks,
+                summary.checkpoint_size
+            );
             return Ok(());
         }
         _ => {}
@@ -406,6 +442,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             site,
             ward,
             assigned_to,
+            route,
+            contractor,
+            consignment_ref,
         }) => {
             let req = custodian_proto::v1::TransitionDeviceRequest {
                 query,
@@ -415,6 +454,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 site: site.unwrap_or_default(),
                 ward: ward.unwrap_or_default(),
                 assigned_to: assigned_to.unwrap_or_default(),
+                disposal_route: route.unwrap_or_default(),
+                contractor: contractor.unwrap_or_default(),
+                consignment_ref: consignment_ref.unwrap_or_default(),
             };
             let res = ctl.transition(req).await?;
             if let Some(d) = res.device {
@@ -460,6 +502,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             outln!("certificate expires at {}", ctl::format_time(res.not_after_ms));
         }
         Command::Rollout(command) => ctl::run_rollout(&ctl, command).await?,
+        Command::Disk(command) => out!("{}", ctl::run_disk(&ctl, command).await?),
+        Command::Alerts(command) => out!("{}", ctl::run_alerts(&ctl, command).await?),
+        Command::Disposals(command) => out!("{}", ctl::run_disposals(&ctl, command).await?),
+        Command::Certificate(ctl::CertificateCommand::Get { query, out }) => {
+            out!("{}", ctl::get_certificate(&ctl, &query, &out).await?)
+        }
+        Command::Certificate(ctl::CertificateCommand::Verify { .. }) => {
+            unreachable!("offline commands return before connecting")
+        }
+        Command::Custody(command) => out!("{}", ctl::run_custody(&ctl, command).await?),
     }
     Ok(())
 }

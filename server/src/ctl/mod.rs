@@ -4,6 +4,7 @@
 
 mod attestation;
 mod audit;
+mod disposal;
 mod lifecycle;
 mod render;
 mod rollout;
@@ -19,6 +20,10 @@ use tonic::transport::Channel;
 
 pub use attestation::{render_unmatched, render_unmatched_json};
 pub use audit::{verify_export_dir, verify_proof_file};
+pub use disposal::{
+    AlertsCommand, CertificateCommand, CustodyCommand, DiskCommand, DisposalsCommand, ManifestCommand, get_certificate,
+    run_alerts, run_custody, run_disk, run_disposals,
+};
 pub use lifecycle::{parse_device_csv, render_device_list_csv, render_history, write_identity};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
 pub use rollout::{RolloutCommand, run_rollout};

@@ -168,6 +168,12 @@ pub(crate) fn verify_report(
 /// The calling device's record, refusing unknown and revoked devices.
 fn active_device(shared: &Shared, device_id: DeviceId) -> Result<DeviceRecord, Status> {
     let device = shared.store.device(device_id)?.ok_or_else(|| not_enrolled(device_id))?;
+    // Disposal (issue 7): a machine that left and still calls is a ghost;
+    // its call is refused and raises an alert.
+    if crate::disposal::is_ghost_state(device.state) {
+        super::disposal::note_if_ghost(shared, &device);
+        return Err(refused_state(device_id, device.state));
+    }
     if let Some(revocation) = &device.revocation {
         warn!(%device_id, reason = %revocation.reason, "refused a call from a revoked device");
         return Err(revoked(device_id));
@@ -269,6 +275,7 @@ impl pb::agent_server::Agent for AgentService {
             match outcome {
                 Err(CommitReportError::Revoked(_)) => {
                     warn!(%device_id, "refused a call from a revoked device");
+                    super::disposal::note_if_ghost_id(shared, device_id);
                     self.forget_key(device_id);
                     return Err(revoked(device_id));
                 }
@@ -278,6 +285,7 @@ impl pb::agent_server::Agent for AgentService {
                 }
                 Err(CommitReportError::Refused { state, .. }) => {
                     warn!(%device_id, %state, "refused a call from a lost or disposed device");
+                    super::disposal::note_if_ghost_id(shared, device_id);
                     self.forget_key(device_id);
                     return Err(refused_state(device_id, *state));
                 }

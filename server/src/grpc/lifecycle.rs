@@ -16,7 +16,6 @@ use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::compliance::encryption_compliance;
 use crate::lifecycle::{GuardInputs, LifecycleState, check_guard};
 use crate::peer::peer_operator;
-use crate::sanitisation::{SanitisationEvidence, sanitisation_coverage};
 use crate::store::{DeviceFacets, DeviceRecord, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 
 pub(super) struct RegisterService(pub(super) Arc<Shared>);
@@ -222,17 +221,31 @@ impl pb::register_server::Register for RegisterService {
             super::rollout::slot_attributes(&self.0, device.device_id, &mut attributes)?;
         }
         let latest = latest_inventory(&self.0, &device)?;
+        // Disposal (issue 7): the sanitised guard reads the latest full
+        // inventory and the wipe attestations and destruction records.
+        let sanitisation = match to {
+            LifecycleState::Sanitised => super::disposal::sanitisation_inputs(&self.0, &device)?,
+            _ => None,
+        };
         let inputs = GuardInputs {
             compliance: latest.as_ref().map(|(inventory, _)| encryption_compliance(inventory)),
-            coverage: latest
-                .as_ref()
-                .map(|(inventory, _)| sanitisation_coverage(inventory, &SanitisationEvidence::default())),
+            coverage: sanitisation.as_ref().map(|(coverage, _)| coverage.clone()),
         };
         let overridden = check_guard(to, &inputs, override_reason.is_some())
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let now = custodian_proto::now_ms();
+        let disposal = super::disposal::disposal_of(&req, to, &operator.actor(), now)?;
         let mut event = AuditEvent::new(now, operator.actor(), EventKind::DeviceTransitioned, Some(device.device_id))
             .with_reason(reason);
+        if let Some((_, hashes)) = &sanitisation {
+            event.evidence.extend(hashes.iter().cloned());
+        }
+        if let Some(disposal) = &disposal {
+            event = event
+                .with_detail("disposal_route", disposal.route.as_str())
+                .with_detail("contractor", disposal.contractor.clone())
+                .with_detail("consignment_ref", disposal.consignment_ref.clone());
+        }
         if let Some((_, payload)) = &latest {
             event.evidence.push(Evidence::of("latest_report_payload", payload));
             event = event.with_detail("latest_report_seq", device.last_seq.to_string());
@@ -241,7 +254,14 @@ impl pb::register_server::Register for RegisterService {
             event.override_reason = override_reason.clone();
             event = event.with_detail("overridden_guard", refusal.to_string());
         }
-        let (moved, audit_seq) = match self.0.store.transition(device.device_id, from, to, &attributes, event)? {
+        let (moved, audit_seq) = match self.0.store.transition_recording(
+            device.device_id,
+            from,
+            to,
+            &attributes,
+            event,
+            disposal.as_ref(),
+        )? {
             None => return Err(Status::not_found("the device disappeared while being moved")),
             Some(TransitionOutcome::StateChanged(now_in)) => {
                 return Err(Status::aborted(format!(
@@ -255,6 +275,13 @@ impl pb::register_server::Register for RegisterService {
         // rollout named as the reason) and put on the to-collect list.
         if to == LifecycleState::Deployed {
             super::rollout::on_deployed(&self.0, moved.device_id, &operator.actor(), now);
+        }
+        // Disposal (issue 7): the certificate of sanitisation is issued with
+        // the disposal (and stored; `certificate get` issues it later if this fails).
+        if to == LifecycleState::Disposed
+            && let Err(status) = super::disposal::issue_certificate(&self.0, moved.clone()).await
+        {
+            tracing::error!(device_id = %moved.device_id, error = %status.message(), "failed to issue a certificate of sanitisation");
         }
         self.0.store.flush().await?;
         info!(device_id = %moved.device_id, operator = %operator.actor(), %from, %to, overridden = overridden.is_some(), "device transitioned");

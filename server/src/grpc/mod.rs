@@ -9,6 +9,7 @@ mod agent;
 mod attestation;
 mod audit;
 mod convert;
+mod disposal;
 mod enrollment;
 mod inventory;
 mod lifecycle;
@@ -84,6 +85,7 @@ impl Server {
             .add_service(pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone())))
             .add_service(pb::audit_server::AuditServer::new(audit::AuditService(self.shared.clone())))
             .add_service(pb::rollout_server::RolloutServer::new(rollout::RolloutService(self.shared.clone())))
+            .add_service(pb::disposal_server::DisposalServer::new(disposal::DisposalService(self.shared.clone())))
             .add_service(pb::operator_server::OperatorServer::new(operator::OperatorService(self.shared)))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

@@ -73,9 +73,9 @@ fn refusal_names_the_allowed_moves() {
 }
 
 #[test]
-fn lost_and_disposed_devices_are_refused() {
+fn lost_sanitised_and_disposed_devices_are_refused() {
     let refused: Vec<_> = LifecycleState::ALL.into_iter().filter(|s| s.refuses_device()).collect();
-    assert_eq!(refused, [S::Disposed, S::Lost]);
+    assert_eq!(refused, [S::Sanitised, S::Disposed, S::Lost]);
 }
 
 #[test]

@@ -260,7 +260,7 @@ impl Store {
         Ok(out)
     }
 
-    fn applies_to(&self, att: &AttestationRecord, device_id: DeviceId) -> Result<bool, StoreError> {
+    pub(super) fn applies_to(&self, att: &AttestationRecord, device_id: DeviceId) -> Result<bool, StoreError> {
         if att.source_device == Some(device_id) {
             return Ok(true);
         }

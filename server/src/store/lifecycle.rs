@@ -383,6 +383,21 @@ impl Store {
         attributes: &TransitionAttributes,
         event: AuditEvent,
     ) -> Result<Option<TransitionOutcome>, StoreError> {
+        self.transition_recording(device_id, expected, to, attributes, event, None)
+    }
+
+    /// [`Store::transition`], also storing how the machine left (its
+    /// `disposal`, with the event's sequence number) in the same transaction.
+    pub fn transition_recording(
+        &self,
+        device_id: DeviceId,
+        expected: LifecycleState,
+        to: LifecycleState,
+        attributes: &TransitionAttributes,
+        event: AuditEvent,
+        disposal: Option<&crate::disposal::Disposal>,
+    ) -> Result<Option<TransitionOutcome>, StoreError> {
+        let disposals = self.db.open_tree(super::disposal::DISPOSALS)?;
         let mut event = event;
         event.from = Some(expected.as_str().to_owned());
         event.to = Some(to.as_str().to_owned());
@@ -394,8 +409,8 @@ impl Store {
             }
         }
         let _gate = self.transaction_gate();
-        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
-            .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
+        (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit, &disposals)
+            .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree, disposals)| {
                 let Some(bytes) = devices.get(device_id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -425,6 +440,13 @@ impl Store {
                 }
                 put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&old), &device)?;
                 let seq = audit::append(audit_tree, event.clone())?;
+                if let Some(disposal) = disposal {
+                    let disposal = crate::disposal::Disposal { audit_seq: seq, ..disposal.clone() };
+                    disposals.insert(
+                        device_id.as_bytes(),
+                        super::encode(&super::disposal::VersionedDisposal::V1(disposal)),
+                    )?;
+                }
                 Ok(Some(TransitionOutcome::Moved(Box::new(device), seq)))
             })
             .map_err(flatten_tx_error)

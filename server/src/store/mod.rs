@@ -20,6 +20,8 @@
 pub mod attestation;
 mod audit;
 mod commit;
+mod custody;
+mod disposal;
 pub mod inventory;
 mod lifecycle;
 mod records;
@@ -42,6 +44,8 @@ use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
 pub use commit::CommitOutcomes;
+pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
+pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 pub use rollout::ChangeRolloutError;

@@ -18,6 +18,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use prost::Message;
 
+mod disposal;
 mod inventory;
 mod rollout;
 mod wipe;

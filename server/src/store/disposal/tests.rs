@@ -1,0 +1,223 @@
+//! Disposal in the store: destruction records, the evidence the `sanitised`
+//! guard rests on, disposals written with their transition, ghost alerts.
+
+use custodian_proto::identity::DeviceId;
+use custodian_proto::v1 as pb;
+use prost::Message;
+
+use super::*;
+use crate::disposal::{DestructionInput, DisposalRoute, check_destruction};
+use crate::lifecycle::{GuardError, GuardInputs, check_guard};
+use crate::sanitisation::sanitisation_coverage;
+use crate::store::attestation::IncomingAttestation;
+use crate::store::{
+    CommitOutcome, DeviceKind, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope, TokenRecord,
+    TransitionAttributes, TransitionOutcome,
+};
+
+const NOW: i64 = 1_790_000_000_000;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+fn enroll(store: &Store, hostname: &str, kind: DeviceKind) -> DeviceId {
+    let hash = rand::random::<[u8; 32]>();
+    let token = TokenRecord {
+        created_at_ms: 1,
+        expires_at_ms: i64::MAX,
+        created_by: "t".to_owned(),
+        site: None,
+        used: None,
+        asset_tag: None,
+        kind,
+    };
+    store.create_token(&hash, &token).unwrap();
+    let device_id = DeviceId::random();
+    let device = DeviceRecord::enrolled(device_id, [1; 32], hostname, None, 1, i64::MAX);
+    store.enroll(&hash, 2, device, None).unwrap();
+    device_id
+}
+
+fn envelope(payload: Vec<u8>, payload_type: &str, received_at_ms: i64) -> StoredEnvelope {
+    StoredEnvelope { payload, payload_type: payload_type.to_owned(), signature: vec![9; 64], received_at_ms }
+}
+
+fn report(device_id: DeviceId, seq: u64, disk_serials: &[&str]) -> IncomingReport {
+    let storage = disk_serials
+        .iter()
+        .enumerate()
+        .map(|(i, serial)| pb::StorageDevice {
+            name: format!("sd{}", (b'a' + i as u8) as char),
+            serial: Some(pb::Readable::value(*serial)),
+            size_bytes: 256 << 30,
+            ..Default::default()
+        })
+        .collect();
+    let inventory = pb::Inventory { hostname: "ward-pc".to_owned(), storage, ..Default::default() };
+    let report =
+        pb::Report { device_id: device_id.to_string(), seq, inventory: Some(inventory.clone()), ..Default::default() };
+    IncomingReport {
+        device_id,
+        seq,
+        envelope: envelope(report.encode_to_vec(), custodian_proto::envelope::REPORT_PAYLOAD_TYPE, seq as i64),
+        hostname: "ward-pc".to_owned(),
+        serial: None,
+        vendor: None,
+        model: None,
+        content: ReportContent::Inventory { inventory: Box::new(inventory), sha256: [seq as u8; 32] },
+    }
+}
+
+fn wiped(store: &Store, pc: DeviceId, seq: u64, serial: &str, passed: bool) {
+    let att = IncomingAttestation {
+        signer: pc,
+        seq,
+        envelope: envelope(
+            format!("att {pc} {seq} {serial}").into_bytes(),
+            custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE,
+            100,
+        ),
+        disk_serial: serial.to_owned(),
+        source_device: Some(pc),
+        passed,
+        finished_at_ms: 1000,
+    };
+    assert_eq!(store.commit_attestation(&att).unwrap(), Ok(CommitOutcome::Accepted));
+}
+
+fn destroyed(store: &Store, serial: &str) -> Result<u64, crate::disposal::RecordDestructionError> {
+    let input = DestructionInput {
+        serial: serial.to_owned(),
+        method: "shred".to_owned(),
+        contractor: "Shredco".to_owned(),
+        certificate_ref: "CD-1".to_owned(),
+        date: "2026-01-02".to_owned(),
+        witness: "Jo".to_owned(),
+    };
+    store.record_destruction(&check_destruction(&input, "alice (admin)", NOW).unwrap()).unwrap()
+}
+
+fn event_at(store: &Store, seq: u64) -> AuditEvent {
+    AuditEvent::from_bytes(&store.audit_entry(seq).unwrap().unwrap().bytes).unwrap()
+}
+
+/// What the `sanitised` guard says for `pc` now.
+fn gate(store: &Store, pc: DeviceId) -> Result<Vec<String>, GuardError> {
+    let inventory = store.latest_inventory(pc).unwrap().unwrap().decode().unwrap();
+    let proof = store.sanitisation_proof(pc, &inventory).unwrap();
+    let coverage = sanitisation_coverage(&inventory, &proof.evidence);
+    let inputs = GuardInputs { compliance: None, coverage: Some(coverage) };
+    check_guard(LifecycleState::Sanitised, &inputs, false)
+        .map(|_| proof.hashes.iter().map(|h| h.name.clone()).collect())
+}
+
+#[test]
+fn two_disks_one_attestation_is_refused_naming_the_other_disk() {
+    let (_dir, store) = store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    store.commit_report(&report(pc, 1, &["S1", "S2"])).unwrap().unwrap();
+    wiped(&store, pc, 2, "S1", true);
+    wiped(&store, pc, 3, "S2", false);
+    let err = gate(&store, pc).unwrap_err();
+    assert_eq!(err, GuardError::DisksNotCovered(vec!["sdb (serial S2)".to_owned()]));
+    assert!(err.to_string().contains("not covered: sdb (serial S2)"), "{err}");
+}
+
+#[test]
+fn two_wiped_disks_or_one_wiped_and_one_destroyed_pass() {
+    let (_dir, store) = store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    store.commit_report(&report(pc, 1, &["S1", "S2"])).unwrap().unwrap();
+    wiped(&store, pc, 2, "S1", true);
+    wiped(&store, pc, 3, "S2", true);
+    assert_eq!(gate(&store, pc).unwrap(), ["wipe_attestation S1", "wipe_attestation S2"]);
+
+    let other = enroll(&store, "ward-pc-2", DeviceKind::Workstation);
+    store.commit_report(&report(other, 1, &["T1", "T2"])).unwrap().unwrap();
+    wiped(&store, other, 2, "T1", true);
+    assert!(gate(&store, other).is_err());
+    destroyed(&store, "t2").unwrap();
+    assert_eq!(gate(&store, other).unwrap(), ["wipe_attestation T1", "destruction_record T2"]);
+}
+
+#[test]
+fn a_disk_is_destroyed_once_and_the_event_carries_the_record_hash() {
+    let (_dir, store) = store();
+    let seq = destroyed(&store, "D1").unwrap();
+    let err = destroyed(&store, "d1").unwrap_err();
+    assert!(err.to_string().contains("already has a destruction record (shred by Shredco"), "{err}");
+    let record = store.destruction("D1").unwrap().unwrap();
+    let event = event_at(&store, seq);
+    assert_eq!(event.kind, EventKind::DiskDestroyed);
+    assert_eq!(event.evidence[0].sha256, record.sha256_hex());
+    assert_eq!(event.details["witness"], "Jo");
+}
+
+#[test]
+fn a_disposal_is_written_with_its_transition() {
+    let (_dir, store) = store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    let disposal = Disposal {
+        route: DisposalRoute::Recycle,
+        contractor: "Recyclers Ltd".to_owned(),
+        consignment_ref: "WEEE-9".to_owned(),
+        disposed_at_ms: NOW,
+        disposed_by: "alice (admin)".to_owned(),
+        audit_seq: 0,
+    };
+    let event = AuditEvent::new(NOW, "alice (admin)", EventKind::DeviceTransitioned, Some(pc));
+    let attrs = TransitionAttributes::default();
+    // From the wrong state nothing is written.
+    let res = store
+        .transition_recording(
+            pc,
+            LifecycleState::Sanitised,
+            LifecycleState::Disposed,
+            &attrs,
+            event.clone(),
+            Some(&disposal),
+        )
+        .unwrap();
+    assert!(matches!(res, Some(TransitionOutcome::StateChanged(LifecycleState::Staged))), "{res:?}");
+    assert!(store.disposals().unwrap().is_empty());
+    let res = store
+        .transition_recording(pc, LifecycleState::Staged, LifecycleState::Disposed, &attrs, event, Some(&disposal))
+        .unwrap();
+    let Some(TransitionOutcome::Moved(device, seq)) = res else { panic!("moved: {res:?}") };
+    assert!(device.revocation.is_some(), "disposal revokes");
+    let stored = store.disposal(pc).unwrap().unwrap();
+    assert_eq!(stored, Disposal { audit_seq: seq, ..disposal });
+    assert_eq!(store.disposals().unwrap(), vec![(pc, stored)]);
+}
+
+#[test]
+fn a_ghost_has_one_open_alert_until_acknowledged() {
+    let (_dir, store) = store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    let before = store.audit_head().unwrap().size;
+    let first = store.record_ghost_call(pc, LifecycleState::Disposed, NOW).unwrap();
+    let again = store.record_ghost_call(pc, LifecycleState::Disposed, NOW + 5).unwrap();
+    assert_eq!((again.id, again.calls, again.last_seen_ms), (first.id, 2, NOW + 5));
+    assert_eq!(store.audit_head().unwrap().size, before + 1, "one event, however often it calls");
+    let event = event_at(&store, first.audit_seq);
+    assert_eq!((event.kind, event.details["severity"].as_str()), (EventKind::GhostCall, "high"));
+    assert_eq!(store.alerts(false).unwrap().len(), 1);
+
+    assert!(matches!(
+        store.acknowledge_alert(first.id + 999, "bob (admin)", "x", NOW),
+        Err(AcknowledgeAlertError::Unknown(_))
+    ));
+    let (acked, seq) = store.acknowledge_alert(first.id, "bob (admin)", "found in the skip", NOW + 10).unwrap();
+    assert_eq!(acked.acknowledgement.unwrap().note, "found in the skip");
+    assert_eq!(event_at(&store, seq).kind, EventKind::AlertAcknowledged);
+    assert!(store.alerts(false).unwrap().is_empty());
+    assert_eq!(store.alerts(true).unwrap().len(), 1);
+    let err = store.acknowledge_alert(first.id, "bob (admin)", "again", NOW).unwrap_err();
+    assert!(err.to_string().contains("already acknowledged by bob (admin)"), "{err}");
+    // A later call opens a new alert.
+    let next = store.record_ghost_call(pc, LifecycleState::Disposed, NOW + 20).unwrap();
+    assert_ne!(next.id, first.id);
+}
