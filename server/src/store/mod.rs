@@ -679,4 +679,6 @@ fn flatten_tx_error(e: TransactionError<StoreError>) -> StoreError {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

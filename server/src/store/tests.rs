@@ -3,14 +3,9 @@
 use custodian_proto::identity::DeviceId;
 
 use super::*;
+use crate::store::test_support::temp_store;
 
 const NOW: i64 = 1_800_000_000_000;
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
 
 fn token(expires_at_ms: i64) -> TokenRecord {
     TokenRecord {
@@ -57,7 +52,7 @@ fn report(device_id: DeviceId, seq: u64, payload: &[u8], hostname: &str, serial:
 
 #[test]
 fn a_token_enrols_once_and_gives_the_device_its_site() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let hash = [1; 32];
     store.create_token(&hash, &token(NOW + 1000)).unwrap();
     let first = store.enroll(&hash, NOW, device("pc1", None), None).unwrap();
@@ -71,7 +66,7 @@ fn a_token_enrols_once_and_gives_the_device_its_site() {
 
 #[test]
 fn expired_and_unknown_tokens_are_refused() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     store.create_token(&[1; 32], &token(NOW)).unwrap();
     assert!(matches!(store.check_token(&[1; 32], NOW), Err(EnrollError::TokenExpired)));
     assert!(matches!(store.enroll(&[1; 32], NOW, device("pc", None), None), Err(EnrollError::TokenExpired)));
@@ -81,7 +76,7 @@ fn expired_and_unknown_tokens_are_refused() {
 
 #[test]
 fn devices_are_found_by_id_hostname_and_serial_case_insensitively() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enrolled(&store, "Ward7-PC03", Some("ABC123"));
     for query in [pc.device_id.to_string(), "ward7-pc03".to_owned(), "abc123".to_owned(), " ABC123 ".to_owned()] {
         let found = store.find_devices(&query).unwrap();
@@ -92,7 +87,7 @@ fn devices_are_found_by_id_hostname_and_serial_case_insensitively() {
 
 #[test]
 fn reports_move_the_indexes_to_the_new_hostname_and_serial() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enrolled(&store, "old-name", Some("OLD"));
     let outcome = store.commit_report(&report(pc.device_id, 1, b"r1", "new-name", Some("NEW"))).unwrap();
     assert_eq!(outcome, Ok(CommitOutcome::Accepted));
@@ -104,7 +99,7 @@ fn reports_move_the_indexes_to_the_new_hostname_and_serial() {
 
 #[test]
 fn sequence_rules_accept_duplicates_and_refuse_replays() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enrolled(&store, "pc", None);
     let id = pc.device_id;
     let commit = |seq, payload: &[u8]| store.commit_report(&report(id, seq, payload, "pc", None)).unwrap();
@@ -126,7 +121,7 @@ fn sequence_rules_accept_duplicates_and_refuse_replays() {
 
 #[test]
 fn revoked_and_unknown_devices_cannot_commit() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enrolled(&store, "pc", None);
     let revocation =
         Revocation { revoked_at_ms: NOW, revoked_by: "alice (admin)".to_owned(), reason: "stolen".to_owned() };
@@ -178,7 +173,7 @@ fn a_store_from_a_newer_version_is_refused() {
 /// flush. Every one must finish.
 #[test]
 fn concurrent_transactions_and_async_flushes_do_not_deadlock() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let tasks = 16u8;

@@ -2,67 +2,9 @@
 //! matching to disks of the latest inventory, and the unmatched list.
 
 use custodian_proto::identity::DeviceId;
-use custodian_proto::v1 as pb;
-use prost::Message;
 
 use super::*;
-use crate::store::{IncomingReport, ReportContent, TokenRecord};
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
-fn enroll(store: &Store, hostname: &str, kind: DeviceKind) -> DeviceId {
-    let hash = rand::random::<[u8; 32]>();
-    let token = TokenRecord {
-        created_at_ms: 1,
-        expires_at_ms: i64::MAX,
-        created_by: "t".to_owned(),
-        site: None,
-        used: None,
-        asset_tag: None,
-        kind,
-    };
-    store.create_token(&hash, &token).unwrap();
-    let device_id = DeviceId::random();
-    let device = DeviceRecord::enrolled(device_id, [1; 32], hostname, None, 1, i64::MAX);
-    let device = store.enroll(&hash, 2, device, None).unwrap();
-    assert_eq!(device.kind, kind, "the token decides the kind");
-    device_id
-}
-
-fn envelope(payload: Vec<u8>, payload_type: &str, received_at_ms: i64) -> StoredEnvelope {
-    StoredEnvelope { payload, payload_type: payload_type.to_owned(), signature: vec![9; 64], received_at_ms }
-}
-
-fn report(device_id: DeviceId, seq: u64, disk_serials: &[&str]) -> IncomingReport {
-    let storage = disk_serials
-        .iter()
-        .enumerate()
-        .map(|(i, serial)| pb::StorageDevice {
-            name: format!("sd{}", (b'a' + i as u8) as char),
-            serial: Some(pb::Readable::value(*serial)),
-            model: Some(pb::Readable::value("ACME SSD")),
-            size_bytes: 256 << 30,
-            ..Default::default()
-        })
-        .collect();
-    let inventory = pb::Inventory { hostname: "ward-pc".to_owned(), storage, ..Default::default() };
-    let report =
-        pb::Report { device_id: device_id.to_string(), seq, inventory: Some(inventory.clone()), ..Default::default() };
-    IncomingReport {
-        device_id,
-        seq,
-        envelope: envelope(report.encode_to_vec(), custodian_proto::envelope::REPORT_PAYLOAD_TYPE, seq as i64),
-        hostname: "ward-pc".to_owned(),
-        serial: None,
-        vendor: None,
-        model: None,
-        content: ReportContent::Inventory { inventory: Box::new(inventory), sha256: [seq as u8; 32] },
-    }
-}
+use crate::store::test_support::{enroll, envelope, report_with_disks, temp_store};
 
 fn attestation(
     signer: DeviceId,
@@ -88,16 +30,16 @@ fn attestation(
 
 #[test]
 fn attestations_share_the_report_sequence_and_its_replay_rules() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
-    assert_eq!(store.commit_report(&report(pc, 1, &["S1"])).unwrap(), Ok(CommitOutcome::Accepted));
+    assert_eq!(store.commit_report(&report_with_disks(pc, 1, &["S1"])).unwrap(), Ok(CommitOutcome::Accepted));
     let att = attestation(pc, 2, "S1", Some(pc), true);
     assert_eq!(store.commit_attestation(&att).unwrap(), Ok(CommitOutcome::Accepted));
     assert_eq!(store.device(pc).unwrap().unwrap().last_seq, 2);
     // The same attestation again is a duplicate; anything else at seq 2 is a replay.
     assert_eq!(store.commit_attestation(&att).unwrap(), Ok(CommitOutcome::Duplicate));
     assert_eq!(
-        store.commit_report(&report(pc, 2, &["S1"])).unwrap(),
+        store.commit_report(&report_with_disks(pc, 2, &["S1"])).unwrap(),
         Err(CommitReportError::Replayed { seq: 2, last_seq: 2 })
     );
     let altered = attestation(pc, 2, "S1", Some(pc), false);
@@ -107,7 +49,7 @@ fn attestations_share_the_report_sequence_and_its_replay_rules() {
         Err(CommitReportError::Replayed { seq: 1, last_seq: 2 })
     );
     // Reports carry on after the attestation.
-    assert_eq!(store.commit_report(&report(pc, 3, &["S1"])).unwrap(), Ok(CommitOutcome::Accepted));
+    assert_eq!(store.commit_report(&report_with_disks(pc, 3, &["S1"])).unwrap(), Ok(CommitOutcome::Accepted));
     let stored = store.attestation(pc, 2).unwrap().unwrap();
     assert_eq!(stored.envelope, att.envelope, "stored verbatim");
     assert_eq!(store.attestations_for_serial("s1").unwrap().len(), 1, "serial lookup ignores case");
@@ -115,12 +57,12 @@ fn attestations_share_the_report_sequence_and_its_replay_rules() {
 
 #[test]
 fn coverage_attaches_attestations_to_the_disks_of_the_latest_inventory() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
     let other = enroll(&store, "other-pc", DeviceKind::Workstation);
     let station = enroll(&store, "wipe-1", DeviceKind::WipeStation);
-    store.commit_report(&report(pc, 1, &["DISK-A", "DISK-B"])).unwrap().unwrap();
-    store.commit_report(&report(other, 1, &["DISK-C"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(pc, 1, &["DISK-A", "DISK-B"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(other, 1, &["DISK-C"])).unwrap().unwrap();
     // The machine wipes DISK-A itself (a failed try, then a pass).
     store.commit_attestation(&attestation(pc, 2, "DISK-A", Some(pc), false)).unwrap().unwrap();
     store.commit_attestation(&attestation(pc, 3, "DISK-A", Some(pc), true)).unwrap().unwrap();
@@ -149,7 +91,7 @@ fn coverage_attaches_attestations_to_the_disks_of_the_latest_inventory() {
     assert!(unmatched.contains(&(station, 3)), "an attestation without a serial is kept and listed");
     assert!(!unmatched.contains(&(station, 1)));
     // Once a machine reports the loose disk, it is matched.
-    store.commit_report(&report(other, 3, &["DISK-C", "LOOSE-1"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(other, 3, &["DISK-C", "LOOSE-1"])).unwrap().unwrap();
     let unmatched: Vec<u64> = store.unmatched_attestations().unwrap().iter().map(|a| a.seq).collect();
     assert_eq!(unmatched, vec![3]);
     assert!(store.wipe_coverage(other).unwrap()[1].passed.is_some());
@@ -157,7 +99,7 @@ fn coverage_attaches_attestations_to_the_disks_of_the_latest_inventory() {
 
 #[test]
 fn attestations_from_unknown_or_revoked_devices_are_refused() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let ghost = DeviceId::random();
     assert_eq!(
         store.commit_attestation(&attestation(ghost, 1, "S", None, true)).unwrap(),

@@ -2,74 +2,16 @@
 //! guard rests on, disposals written with their transition, ghost alerts.
 
 use custodian_proto::identity::DeviceId;
-use custodian_proto::v1 as pb;
-use prost::Message;
 
 use super::*;
 use crate::disposal::{DestructionInput, DisposalRoute, check_destruction};
 use crate::lifecycle::{GuardError, GuardInputs, check_guard};
 use crate::sanitisation::sanitisation_coverage;
 use crate::store::attestation::IncomingAttestation;
-use crate::store::{
-    CommitOutcome, DeviceKind, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope, TokenRecord,
-    TransitionAttributes, TransitionOutcome,
-};
+use crate::store::test_support::{enroll, envelope, report_with_disks, temp_store};
+use crate::store::{CommitOutcome, DeviceKind, TransitionAttributes, TransitionOutcome};
 
 const NOW: i64 = 1_790_000_000_000;
-
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
-fn enroll(store: &Store, hostname: &str, kind: DeviceKind) -> DeviceId {
-    let hash = rand::random::<[u8; 32]>();
-    let token = TokenRecord {
-        created_at_ms: 1,
-        expires_at_ms: i64::MAX,
-        created_by: "t".to_owned(),
-        site: None,
-        used: None,
-        asset_tag: None,
-        kind,
-    };
-    store.create_token(&hash, &token).unwrap();
-    let device_id = DeviceId::random();
-    let device = DeviceRecord::enrolled(device_id, [1; 32], hostname, None, 1, i64::MAX);
-    store.enroll(&hash, 2, device, None).unwrap();
-    device_id
-}
-
-fn envelope(payload: Vec<u8>, payload_type: &str, received_at_ms: i64) -> StoredEnvelope {
-    StoredEnvelope { payload, payload_type: payload_type.to_owned(), signature: vec![9; 64], received_at_ms }
-}
-
-fn report(device_id: DeviceId, seq: u64, disk_serials: &[&str]) -> IncomingReport {
-    let storage = disk_serials
-        .iter()
-        .enumerate()
-        .map(|(i, serial)| pb::StorageDevice {
-            name: format!("sd{}", (b'a' + i as u8) as char),
-            serial: Some(pb::Readable::value(*serial)),
-            size_bytes: 256 << 30,
-            ..Default::default()
-        })
-        .collect();
-    let inventory = pb::Inventory { hostname: "ward-pc".to_owned(), storage, ..Default::default() };
-    let report =
-        pb::Report { device_id: device_id.to_string(), seq, inventory: Some(inventory.clone()), ..Default::default() };
-    IncomingReport {
-        device_id,
-        seq,
-        envelope: envelope(report.encode_to_vec(), custodian_proto::envelope::REPORT_PAYLOAD_TYPE, seq as i64),
-        hostname: "ward-pc".to_owned(),
-        serial: None,
-        vendor: None,
-        model: None,
-        content: ReportContent::Inventory { inventory: Box::new(inventory), sha256: [seq as u8; 32] },
-    }
-}
 
 fn wiped(store: &Store, pc: DeviceId, seq: u64, serial: &str, passed: bool) {
     let att = IncomingAttestation {
@@ -116,9 +58,9 @@ fn gate(store: &Store, pc: DeviceId) -> Result<Vec<String>, GuardError> {
 
 #[test]
 fn two_disks_one_attestation_is_refused_naming_the_other_disk() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
-    store.commit_report(&report(pc, 1, &["S1", "S2"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(pc, 1, &["S1", "S2"])).unwrap().unwrap();
     wiped(&store, pc, 2, "S1", true);
     wiped(&store, pc, 3, "S2", false);
     let err = gate(&store, pc).unwrap_err();
@@ -128,15 +70,15 @@ fn two_disks_one_attestation_is_refused_naming_the_other_disk() {
 
 #[test]
 fn two_wiped_disks_or_one_wiped_and_one_destroyed_pass() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
-    store.commit_report(&report(pc, 1, &["S1", "S2"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(pc, 1, &["S1", "S2"])).unwrap().unwrap();
     wiped(&store, pc, 2, "S1", true);
     wiped(&store, pc, 3, "S2", true);
     assert_eq!(gate(&store, pc).unwrap(), ["wipe_attestation S1", "wipe_attestation S2"]);
 
     let other = enroll(&store, "ward-pc-2", DeviceKind::Workstation);
-    store.commit_report(&report(other, 1, &["T1", "T2"])).unwrap().unwrap();
+    store.commit_report(&report_with_disks(other, 1, &["T1", "T2"])).unwrap().unwrap();
     wiped(&store, other, 2, "T1", true);
     assert!(gate(&store, other).is_err());
     destroyed(&store, "t2").unwrap();
@@ -145,7 +87,7 @@ fn two_wiped_disks_or_one_wiped_and_one_destroyed_pass() {
 
 #[test]
 fn a_disk_is_destroyed_once_and_the_event_carries_the_record_hash() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let seq = destroyed(&store, "D1").unwrap();
     let err = destroyed(&store, "d1").unwrap_err();
     assert!(err.to_string().contains("already has a destruction record (shred by Shredco"), "{err}");
@@ -158,7 +100,7 @@ fn a_disk_is_destroyed_once_and_the_event_carries_the_record_hash() {
 
 #[test]
 fn a_disposal_is_written_with_its_transition() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
     let disposal = Disposal {
         route: DisposalRoute::Recycle,
@@ -195,7 +137,7 @@ fn a_disposal_is_written_with_its_transition() {
 
 #[test]
 fn a_ghost_has_one_open_alert_until_acknowledged() {
-    let (_dir, store) = store();
+    let (_dir, store) = temp_store();
     let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
     let before = store.audit_head().unwrap().size;
     let first = store.record_ghost_call(pc, LifecycleState::Disposed, NOW).unwrap();
