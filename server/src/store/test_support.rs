@@ -67,3 +67,16 @@ pub(super) fn report_with_disks(device_id: DeviceId, seq: u64, disk_serials: &[&
         content: ReportContent::Inventory { inventory: Box::new(inventory), sha256: [seq as u8; 32] },
     }
 }
+
+/// Opens the store at `path` again in the same process. sled releases its
+/// file lock from a background thread after the last handle drops, so the
+/// first attempts may still find it locked; anything else is returned as is.
+pub(super) fn open_when_unlocked(path: &std::path::Path) -> Result<Store, super::StoreError> {
+    for _ in 0..200 {
+        match Store::open(path) {
+            Err(super::StoreError::Locked(_)) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            res => return res,
+        }
+    }
+    Store::open(path)
+}

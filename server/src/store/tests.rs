@@ -3,7 +3,7 @@
 use custodian_proto::identity::DeviceId;
 
 use super::*;
-use crate::store::test_support::temp_store;
+use crate::store::test_support::{open_when_unlocked, temp_store};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -149,7 +149,7 @@ fn everything_survives_reopening() {
         store.flush_blocking().unwrap();
         pc.device_id
     };
-    let store = Store::open(&path).unwrap();
+    let store = open_when_unlocked(&path).unwrap();
     assert_eq!(store.find_devices("SER").unwrap()[0].device_id, id);
     assert_eq!(store.report(id, 1).unwrap().unwrap().payload, b"one");
 }
@@ -163,7 +163,7 @@ fn a_store_from_a_newer_version_is_refused() {
         db.open_tree("meta").unwrap().insert(SCHEMA_VERSION_KEY, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
-    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found }) if found == SCHEMA_VERSION + 1));
+    assert!(matches!(open_when_unlocked(&path), Err(StoreError::TooNew { found }) if found == SCHEMA_VERSION + 1));
 }
 
 /// Regression test for a sled 0.34 deadlock found by the ingest benchmark:

@@ -57,7 +57,7 @@ fn facet_index_follows_transitions_and_is_rebuilt_when_missing() {
     store.idx_facets.clear().unwrap();
     store.flush_blocking().unwrap();
     drop(store);
-    let store = Store::open(&path).unwrap();
+    let store = crate::store::test_support::open_when_unlocked(&path).unwrap();
     assert_eq!(in_stock(&store), ["T1", "T2", "T3"]);
     assert_eq!(rvi_latitude(&store), ["T2"]);
 }
