@@ -32,36 +32,10 @@ fn two_disk_inventory() -> pb::Inventory {
 /// The machine attests that it wiped its own disk `serial` (passed).
 async fn attest_own_wipe(server: &TestServer, machine: &mut Machine, serial: &str) -> pb::EnvelopeResult {
     machine.seq += 1;
-    let now = custodian_proto::now_ms();
-    let att = pb::WipeAttestation {
-        device_id: machine.device_id.clone(),
-        seq: machine.seq,
-        disk: Some(pb::WipedDisk {
-            model: "ACME SSD".to_owned(),
-            serial: serial.to_owned(),
-            apparent_size_bytes: 256 << 30,
-            native_size_bytes: 256 << 30,
-            ..Default::default()
-        }),
-        method: pb::WipeMethod::ClearRandom.into(),
-        passes: 1,
-        pattern: "chacha20".to_owned(),
-        seed: vec![7; 32],
-        verification: Some(pb::WipeVerification {
-            mode: pb::VerifyMode::Full.into(),
-            block_size: 1 << 20,
-            blocks_total: 262144,
-            blocks_checked: 262144,
-            ..Default::default()
-        }),
-        result: Some(pb::WipeResult { outcome: pb::WipeOutcome::Passed.into(), ..Default::default() }),
-        started_at_ms: now - 60_000,
-        finished_at_ms: now,
-        tool_version: "test".to_owned(),
-        operator: "bob".to_owned(),
-        source_device_id: machine.device_id.clone(),
-        ..Default::default()
-    };
+    let mut att = super::wipe::attestation(&machine.device_id, machine.seq, serial, &machine.device_id);
+    if let Some(disk) = att.disk.as_mut() {
+        disk.model = "ACME SSD".to_owned(); // As this machine's inventory names it.
+    }
     let envelope = sign(&machine.key, WIPE_ATTESTATION_PAYLOAD_TYPE, att.encode_to_vec());
     let identity = ClientIdentity { cert_pem: &machine.cert_pem, key_pem: &machine.key_pem };
     let channel = connect(&server.url, &server.ca_pem(), Some(identity)).await.unwrap();

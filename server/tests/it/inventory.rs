@@ -1,21 +1,10 @@
 //! End-to-end check of inventory over the real binaries: a server, an agent
 //! reading fixture machines, and `custodianctl`, over mutual TLS on loopback.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
-
-/// The server process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_custodian-server")).parent().unwrap().to_owned()
@@ -54,39 +43,19 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn device_show_has_disks_encryption_and_changes_after_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let server_bin = env!("CARGO_BIN_EXE_custodian-server");
-    let ctl_bin = env!("CARGO_BIN_EXE_custodianctl");
-    run(Command::new(server_bin).args(["--log-level", "warn", "init", "--data-dir"]).arg(&data));
-    let admin = dir.path().join("admin");
-    run(Command::new(server_bin)
-        .args(["--log-level", "warn", "operator", "issue", "--name", "alice", "--role", "admin", "--data-dir"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&admin));
-    let mut child = Command::new(server_bin)
-        .args(["--log-level", "warn", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _server = Server(child);
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("server printed {line:?}"));
-    let url = format!("https://{addr}");
-    let ctl = |args: &[&str]| run(Command::new(ctl_bin).args(["--server", &url, "--identity"]).arg(&admin).args(args));
+    let server = super::wipe::Harness::start();
+    let url = &server.url;
+    let ctl = |args: &[&str]| server.ctl(args);
 
     // Enrol the laptop fixture: its first report is a full inventory.
     let token = ctl(&["token", "create"]).trim().to_owned();
-    let state = dir.path().join("agent");
+    let state = server.dir().join("agent");
     let agent = agent_bin();
     let enrolled = run(Command::new(&agent)
         .args(["--log-level", "warn", "--root"])
         .arg(fixture("laptop-luks2-nvme"))
-        .args(["enroll", "--server", &url, "--ca"])
-        .arg(data.join("ca.pem"))
+        .args(["enroll", "--server", url, "--ca"])
+        .arg(server.ca_file())
         .args(["--token", &token, "--state-dir"])
         .arg(&state));
     let device_id = enrolled.lines().next().unwrap().strip_prefix("enrolled as device ").unwrap().to_owned();

@@ -4,7 +4,7 @@
 //! ed25519-dalek), so altered and wrongly-signed attestations can be sent.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use custodian_proto::channel::{ClientIdentity, connect};
@@ -33,16 +33,19 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-struct Harness {
-    _dir: tempfile::TempDir,
+/// A server in a temporary data directory with an admin identity; the
+/// server is killed and the directory removed on drop.
+pub(super) struct Harness {
+    dir: tempfile::TempDir,
     _server: Running,
-    url: String,
+    pub(super) url: String,
     ca_pem: String,
     admin: PathBuf,
 }
 
 impl Harness {
-    fn start() -> Self {
+    /// Initialises a data directory, issues `alice` (admin) and serves on loopback.
+    pub(super) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         run(Command::new(SERVER).arg("init").arg("--data-dir").arg(&data));
@@ -62,10 +65,21 @@ impl Harness {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().strip_prefix("listening on ").expect("the server says where it listens").to_owned();
         let ca_pem = std::fs::read_to_string(data.join("ca.pem")).unwrap();
-        Self { _server: Running(child), url: format!("https://{addr}"), ca_pem, admin, _dir: dir }
+        Self { _server: Running(child), url: format!("https://{addr}"), ca_pem, admin, dir }
     }
 
-    fn ctl(&self, args: &[&str]) -> String {
+    /// The temporary directory everything lives in (scratch space for callers too).
+    pub(super) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's CA certificate file.
+    pub(super) fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("data/ca.pem")
+    }
+
+    /// Runs `custodianctl` as the admin and returns its stdout (fails the test on error).
+    pub(super) fn ctl(&self, args: &[&str]) -> String {
         run(Command::new(CTL).arg("--server").arg(&self.url).arg("--identity").arg(&self.admin).args(args))
     }
 
@@ -110,7 +124,9 @@ impl Device {
     }
 }
 
-fn attestation(signer: &str, seq: u64, serial: &str, source: &str) -> pb::WipeAttestation {
+/// A passed full-verification clear-random attestation of disk `serial`,
+/// signed by `signer` about a disk from `source`.
+pub(super) fn attestation(signer: &str, seq: u64, serial: &str, source: &str) -> pb::WipeAttestation {
     let now = custodian_proto::now_ms();
     pb::WipeAttestation {
         device_id: signer.to_owned(),
