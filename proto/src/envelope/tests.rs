@@ -59,22 +59,186 @@ fn a_truncated_signature_is_malformed() {
     assert_eq!(err, VerifyEnvelopeError::MalformedSignature(63));
 }
 
-#[test]
-fn a_non_canonical_signature_is_refused() {
-    // Adding the group order L to S gives a signature that lax verifiers accept
-    // but `verify_strict` must refuse.
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
-    let key = key(1);
-    let mut envelope = sign(&key, REPORT_PAYLOAD_TYPE, b"payload".to_vec());
+/// The group order L, little-endian.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// `envelope` with L added to its S: the same equation, non-canonical.
+fn with_s_plus_l(mut envelope: SignedEnvelope) -> SignedEnvelope {
     let mut carry = 0u16;
     for (byte, l) in envelope.signature[32..].iter_mut().zip(L) {
         let sum = u16::from(*byte) + u16::from(l) + carry;
         *byte = (sum & 0xff) as u8;
         carry = sum >> 8;
     }
+    envelope
+}
+
+#[test]
+fn a_non_canonical_signature_is_refused() {
+    // Adding the group order L to S gives a signature that lax verifiers accept
+    // but `verify_strict` must refuse.
+    let key = key(1);
+    let envelope = with_s_plus_l(sign(&key, REPORT_PAYLOAD_TYPE, b"payload".to_vec()));
     let err = verify(&key.verifying_key(), &envelope, REPORT_PAYLOAD_TYPE).unwrap_err();
     assert_eq!(err, VerifyEnvelopeError::BadSignature);
+}
+
+/// A signature by `key` whose R is the small-order point with encoding
+/// `r_bytes`, made so that the cofactorless equation [S]B = R + [k]A holds:
+/// with R the identity, S = k·a. Lax and batch verifiers accept it;
+/// `verify_strict` refuses small-order R.
+fn small_order_r_envelope(key: &SigningKey, payload: &[u8], r_bytes: [u8; 32]) -> SignedEnvelope {
+    use sha2::Digest;
+    let message = pae(REPORT_PAYLOAD_TYPE, payload);
+    let mut h = sha2::Sha512::new();
+    h.update(r_bytes);
+    h.update(key.verifying_key().as_bytes());
+    h.update(&message);
+    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    let s = k * key.to_scalar();
+    let mut signature = r_bytes.to_vec();
+    signature.extend_from_slice(s.as_bytes());
+    SignedEnvelope { payload: payload.to_vec(), payload_type: REPORT_PAYLOAD_TYPE.to_owned(), signature }
+}
+
+/// The identity's canonical encoding (y = 1), and a non-canonical one (y = p + 1).
+const IDENTITY: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 1;
+    b
+};
+const IDENTITY_NON_CANONICAL: [u8; 32] = {
+    let mut b = [0xffu8; 32];
+    b[0] = 0xee;
+    b[31] = 0x7f;
+    b
+};
+
+#[test]
+fn the_small_order_r_forgery_is_one_a_lax_verifier_accepts() {
+    // Guards the tests below: the crafted signature really satisfies the
+    // equation that bare batch verification checks, so only the strict
+    // checks stand in its way.
+    let key = key(3);
+    for r in [IDENTITY, IDENTITY_NON_CANONICAL] {
+        let envelope = small_order_r_envelope(&key, b"payload", r);
+        let signature = Signature::from_slice(&envelope.signature).unwrap();
+        let message = pae(REPORT_PAYLOAD_TYPE, &envelope.payload);
+        if r == IDENTITY {
+            // The lax check compares R's bytes with a canonical encoding.
+            ed25519_dalek::Verifier::verify(&key.verifying_key(), &message, &signature)
+                .expect("the lax check accepts it");
+        }
+        let other = sign(&key, REPORT_PAYLOAD_TYPE, b"other".to_vec());
+        let other_signature = Signature::from_slice(&other.signature).unwrap();
+        let other_message = pae(REPORT_PAYLOAD_TYPE, &other.payload);
+        ed25519_dalek::verify_batch(
+            &[message.as_slice(), other_message.as_slice()],
+            &[signature, other_signature],
+            &[key.verifying_key(), key.verifying_key()],
+        )
+        .expect("bare batch verification accepts it");
+        assert_eq!(
+            verify(&key.verifying_key(), &envelope, REPORT_PAYLOAD_TYPE),
+            Err(VerifyEnvelopeError::BadSignature)
+        );
+    }
+}
+
+fn verify_each(items: &[(&VerifyingKey, &SignedEnvelope)]) -> Vec<Result<(), VerifyEnvelopeError>> {
+    items.iter().map(|(key, envelope)| verify(key, envelope, REPORT_PAYLOAD_TYPE).map(|_| ())).collect()
+}
+
+#[test]
+fn verify_many_accepts_a_batch_of_good_envelopes() {
+    let keys: Vec<SigningKey> = (1..=20).map(key).collect();
+    let envelopes: Vec<SignedEnvelope> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| sign(k, REPORT_PAYLOAD_TYPE, format!("report {i}").into_bytes()))
+        .collect();
+    let verifying: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+    let items: Vec<(&VerifyingKey, &SignedEnvelope)> = verifying.iter().zip(&envelopes).collect();
+    let results = verify_many(&items, REPORT_PAYLOAD_TYPE);
+    assert_eq!(results.len(), 20);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+#[test]
+fn verify_many_fails_only_the_bad_envelopes_and_agrees_with_verify() {
+    // Good envelopes mixed with every kind of bad one, including the
+    // forgeries that bare batch verification would let through.
+    let keys: Vec<SigningKey> = (1..=8).map(key).collect();
+    let verifying: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+    let good = |i: usize| sign(&keys[i % 8], REPORT_PAYLOAD_TYPE, format!("report {i}").into_bytes());
+    let mut cases: Vec<(usize, SignedEnvelope, Result<(), VerifyEnvelopeError>)> = Vec::new();
+    for i in 0..12 {
+        cases.push((i % 8, good(i), Ok(())));
+    }
+    let mut tampered = good(100);
+    tampered.payload[0] ^= 1;
+    cases.push((100 % 8, tampered, Err(VerifyEnvelopeError::BadSignature)));
+    cases.push((1, good(0), Err(VerifyEnvelopeError::BadSignature))); // another key's signature
+    cases.push((2, with_s_plus_l(good(2)), Err(VerifyEnvelopeError::BadSignature)));
+    cases.push((3, small_order_r_envelope(&keys[3], b"forged", IDENTITY), Err(VerifyEnvelopeError::BadSignature)));
+    cases.push((
+        4,
+        small_order_r_envelope(&keys[4], b"forged", IDENTITY_NON_CANONICAL),
+        Err(VerifyEnvelopeError::BadSignature),
+    ));
+    let mut short = good(5);
+    short.signature.truncate(10);
+    cases.push((5, short, Err(VerifyEnvelopeError::MalformedSignature(10))));
+    let mut wrong_type = good(6);
+    wrong_type.payload_type = WIPE_ATTESTATION_PAYLOAD_TYPE.to_owned();
+    cases.push((
+        6,
+        wrong_type,
+        Err(VerifyEnvelopeError::WrongPayloadType {
+            expected: REPORT_PAYLOAD_TYPE.to_owned(),
+            found: WIPE_ATTESTATION_PAYLOAD_TYPE.to_owned(),
+        }),
+    ));
+    // Interleave bad among good.
+    cases.sort_by_key(|(key, envelope, _)| (envelope.payload.len() * 7 + key) % 5);
+    let items: Vec<(&VerifyingKey, &SignedEnvelope)> = cases.iter().map(|(k, e, _)| (&verifying[*k], e)).collect();
+    let expected: Vec<Result<(), VerifyEnvelopeError>> = cases.iter().map(|(_, _, r)| r.clone()).collect();
+    assert_eq!(verify_each(&items), expected, "the single-envelope check disagrees with this test");
+    assert_eq!(verify_many(&items, REPORT_PAYLOAD_TYPE), expected);
+}
+
+#[test]
+fn verify_many_refuses_a_lone_forgery_and_handles_an_empty_batch() {
+    let key = key(9);
+    let forged = small_order_r_envelope(&key, b"forged", IDENTITY);
+    assert_eq!(
+        verify_many(&[(&key.verifying_key(), &forged)], REPORT_PAYLOAD_TYPE),
+        vec![Err(VerifyEnvelopeError::BadSignature)]
+    );
+    assert!(verify_many(&[], REPORT_PAYLOAD_TYPE).is_empty());
+}
+
+#[test]
+fn verify_many_refuses_small_order_forgeries_hidden_among_good_envelopes() {
+    // With nothing else wrong in the batch, the batch equation holds: only
+    // the strict encoding checks can refuse these.
+    let key = key(11);
+    for r in [IDENTITY, IDENTITY_NON_CANONICAL] {
+        let mut envelopes: Vec<SignedEnvelope> =
+            (0..6).map(|i| sign(&key, REPORT_PAYLOAD_TYPE, format!("report {i}").into_bytes())).collect();
+        envelopes.insert(3, small_order_r_envelope(&key, b"forged", r));
+        let verifying = key.verifying_key();
+        let items: Vec<(&VerifyingKey, &SignedEnvelope)> = envelopes.iter().map(|e| (&verifying, e)).collect();
+        let results = verify_many(&items, REPORT_PAYLOAD_TYPE);
+        for (i, result) in results.iter().enumerate() {
+            if i == 3 {
+                assert_eq!(result, &Err(VerifyEnvelopeError::BadSignature));
+            } else {
+                assert_eq!(result, &Ok(()), "envelope {i}");
+            }
+        }
+    }
 }
