@@ -23,6 +23,7 @@ pub mod sanitisation;
 pub mod store;
 pub mod tls;
 pub mod token;
+pub mod verifier;
 
 /// Sets up logging to stderr at `level` (overridden by `RUST_LOG` when set).
 pub fn init_logging(level: &str) {

@@ -120,7 +120,18 @@ pub(crate) fn verify_report(
     envelope: pb::SignedEnvelope,
     received_at_ms: i64,
 ) -> Result<IncomingReport, VerifyReportError> {
-    let payload = envelope::verify(key, &envelope, REPORT_PAYLOAD_TYPE)?;
+    envelope::verify(key, &envelope, REPORT_PAYLOAD_TYPE)?;
+    decode_report(device_id, envelope, received_at_ms)
+}
+
+/// Decodes a report envelope from `device_id` whose signature has been
+/// verified.
+fn decode_report(
+    device_id: DeviceId,
+    envelope: pb::SignedEnvelope,
+    received_at_ms: i64,
+) -> Result<IncomingReport, VerifyReportError> {
+    let payload = envelope.payload.as_slice();
     let report = pb::Report::decode(payload)?;
     if report.device_id != device_id.to_string() {
         return Err(VerifyReportError::WrongDevice { claimed: report.device_id, actual: device_id });
@@ -252,8 +263,8 @@ impl pb::agent_server::Agent for AgentService {
         let now = custodian_proto::now_ms();
         let mut results: Vec<Option<pb::EnvelopeResult>> = Vec::with_capacity(envelopes.len());
         let mut verified = Vec::with_capacity(envelopes.len());
-        for envelope in envelopes {
-            match verify_report(&key, device_id, envelope, now) {
+        for (envelope, checked) in shared.verifier.check(key, envelopes).await? {
+            match checked.map_err(VerifyReportError::from).and_then(|()| decode_report(device_id, envelope, now)) {
                 Ok(report) => {
                     verified.push(report);
                     results.push(None);

@@ -29,6 +29,7 @@ use crate::ca::{Ca, IssueDeviceCertError};
 use crate::config::{Config, DataDir};
 use crate::intake::{Intake, IntakeError};
 use crate::store::{EnrollError, Store, StoreError};
+use crate::verifier::{Verifier, VerifierStopped};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {
@@ -36,6 +37,7 @@ pub(crate) struct Shared {
     pub(crate) ca: Ca,
     pub(crate) config: Config,
     pub(crate) intake: Intake,
+    pub(crate) verifier: Verifier,
     pub(crate) signer: Arc<crate::audit::signer::CheckpointSigner>,
 }
 
@@ -55,8 +57,9 @@ impl Server {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let intake = Intake::start(store.clone());
+        let verifier = Verifier::start();
         let signer = Arc::new(crate::audit::signer::CheckpointSigner::load(data_dir)?);
-        Ok(Self { listener, shared: Arc::new(Shared { store, ca, config, intake, signer }), tls })
+        Ok(Self { listener, shared: Arc::new(Shared { store, ca, config, intake, verifier, signer }), tls })
     }
 
     /// The address actually bound (useful with port 0).
@@ -114,6 +117,12 @@ impl From<IntakeError> for Status {
             IntakeError::Stopped => Status::unavailable("the server is shutting down; retry later"),
             e => internal("commit reports", &e),
         }
+    }
+}
+
+impl From<VerifierStopped> for Status {
+    fn from(_: VerifierStopped) -> Self {
+        Status::unavailable("the server is shutting down; retry later")
     }
 }
 
