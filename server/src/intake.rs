@@ -12,7 +12,7 @@ use std::thread;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use crate::store::{CommitOutcome, CommitReportError, IncomingReport, Store, StoreError};
+use crate::store::{CommitOutcome, CommitReportError, IncomingReport, Prepared, Store, StoreError};
 
 /// How many handler batches one flush may cover at most.
 const MAX_JOBS_PER_FLUSH: usize = 4096;
@@ -40,7 +40,7 @@ pub enum IntakeError {
 }
 
 struct Job {
-    reports: Vec<IncomingReport>,
+    reports: Vec<(IncomingReport, Prepared)>,
     reply: oneshot::Sender<Result<BatchOutcome, IntakeError>>,
 }
 
@@ -63,11 +63,19 @@ impl Intake {
     }
 
     /// Commits `reports` (one device's, in order) and returns once they are
-    /// durable, with each report's outcome.
+    /// durable, with each report's outcome. What can be prepared before the
+    /// transaction is, here on the caller's thread.
     pub async fn accept(&self, reports: Vec<IncomingReport>) -> Result<BatchOutcome, IntakeError> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        let reports = reports
+            .into_iter()
+            .map(|report| {
+                let prepared = Prepared::new(&report);
+                (report, prepared)
+            })
+            .collect();
         let (reply, rx) = oneshot::channel();
         self.tx.send(Job { reports, reply }).await.map_err(|_| IntakeError::Stopped)?;
         rx.await.map_err(|_| IntakeError::Stopped)?
@@ -108,16 +116,21 @@ fn run_committer(store: &Store, mut rx: mpsc::Receiver<Job>) {
 /// back by job. If that fails, commits each job on its own, so that a job
 /// that cannot be stored does not take the others down with it.
 fn commit_group(store: &Store, jobs: &[Job]) -> Vec<Result<BatchOutcome, StoreError>> {
-    let all: Vec<&IncomingReport> = jobs.iter().flat_map(|job| &job.reports).collect();
-    match store.commit_reports(&all) {
+    let all: Vec<(&IncomingReport, &Prepared)> = jobs.iter().flat_map(pairs).collect();
+    match store.commit_prepared(&all) {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             jobs.iter().map(|job| Ok(outcomes.by_ref().take(job.reports.len()).collect())).collect()
         }
         Err(e) if jobs.len() > 1 => {
             warn!(error = %e, jobs = jobs.len(), "committing a group of reports failed; committing each batch alone");
-            jobs.iter().map(|job| store.commit_reports(&job.reports.iter().collect::<Vec<_>>())).collect()
+            jobs.iter().map(|job| store.commit_prepared(&pairs(job))).collect()
         }
         Err(e) => vec![Err(e)],
     }
+}
+
+/// A job's reports as the store takes them.
+fn pairs(job: &Job) -> Vec<(&IncomingReport, &Prepared)> {
+    job.reports.iter().map(|(report, prepared)| (report, prepared)).collect()
 }

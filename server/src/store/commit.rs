@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use custodian_proto::identity::DeviceId;
+use prost::Message;
 use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -31,22 +32,29 @@ enum VersionedEnvelopeRef<'a> {
     V1(&'a StoredEnvelope),
 }
 
-/// What can be worked out about a report before the transaction, which sled
-/// may run more than once.
-struct Prepared {
+/// What can be worked out about a report before its transaction (which sled
+/// may run more than once): encodings, hashes and its audit event. The
+/// intake prepares reports in the handlers, in parallel, so that the one
+/// committer thread does only what must be serial.
+pub struct Prepared {
     key: [u8; 24],
     /// The stored envelope's encoding (shared, not copied, on each insert).
     envelope: sled::IVec,
     macs: Vec<String>,
+    /// A full inventory's encoding, for `inventory_latest`.
+    inventory: Option<Vec<u8>>,
     /// Its `report_accepted` event, sequence number not yet assigned.
     event: AuditEvent,
 }
 
 impl Prepared {
-    fn new(report: &IncomingReport) -> Self {
-        let macs = match &report.content {
-            ReportContent::Inventory { inventory, .. } => lifecycle::macs_in_inventory(inventory),
-            ReportContent::Heartbeat { .. } => Vec::new(),
+    /// Prepares `report` for [`Store::commit_prepared`].
+    pub fn new(report: &IncomingReport) -> Self {
+        let (macs, inventory) = match &report.content {
+            ReportContent::Inventory { inventory, .. } => {
+                (lifecycle::macs_in_inventory(inventory), Some(inventory.encode_to_vec()))
+            }
+            ReportContent::Heartbeat { .. } => (Vec::new(), None),
         };
         let mut event = AuditEvent::new(
             report.envelope.received_at_ms,
@@ -59,7 +67,7 @@ impl Prepared {
         let envelope = rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope))
             .expect("records always serialise")
             .into();
-        Self { key: report_key(report.device_id, report.seq), envelope, macs, event }
+        Self { key: report_key(report.device_id, report.seq), envelope, macs, inventory, event }
     }
 }
 
@@ -90,10 +98,17 @@ impl Store {
     /// A storage or decoding failure fails the whole group and stores none
     /// of it.
     pub fn commit_reports(&self, reports: &[&IncomingReport]) -> Result<CommitOutcomes, StoreError> {
+        let prepared: Vec<Prepared> = reports.iter().map(|report| Prepared::new(report)).collect();
+        let pairs: Vec<(&IncomingReport, &Prepared)> = reports.iter().copied().zip(&prepared).collect();
+        self.commit_prepared(&pairs)
+    }
+
+    /// [`Store::commit_reports`] for reports already prepared, each with its
+    /// own [`Prepared`].
+    pub fn commit_prepared(&self, reports: &[(&IncomingReport, &Prepared)]) -> Result<CommitOutcomes, StoreError> {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared: Vec<Prepared> = reports.iter().map(|report| Prepared::new(report)).collect();
         let trees = (
             &self.devices,
             &self.idx_hostname,
@@ -121,7 +136,7 @@ impl Store {
                 let mut cache: HashMap<DeviceId, Option<CachedDevice>> = HashMap::new();
                 let mut log = audit::Appender::load(audit)?;
                 let mut outcomes = Vec::with_capacity(reports.len());
-                for (report, prepared) in reports.iter().zip(&prepared) {
+                for (report, prepared) in reports {
                     outcomes.push(commit_one(&trees, &mut cache, &mut log, report, prepared)?);
                 }
                 for cached in cache.values().flatten() {
@@ -196,6 +211,7 @@ fn commit_one(
         report.seq,
         report.envelope.received_at_ms,
         &report.content,
+        prepared.inventory.as_deref(),
     )?;
     device.last_seq = report.seq;
     device.n_reports += 1;

@@ -100,7 +100,8 @@ fn change_key(device_id: DeviceId, seq: u64, index: u32) -> [u8; 28] {
 }
 
 /// Records a report's inventory (or checks a heartbeat's hash) inside the
-/// report's transaction.
+/// report's transaction. `encoded` is the inventory's encoding, if it is a
+/// full one.
 pub(super) fn apply(
     latest_tree: &TransactionalTree,
     changes_tree: &TransactionalTree,
@@ -108,6 +109,7 @@ pub(super) fn apply(
     seq: u64,
     received_at_ms: i64,
     content: &ReportContent,
+    encoded: Option<&[u8]>,
 ) -> Result<Applied, ConflictableTransactionError<StoreError>> {
     let previous: Option<LatestInventoryV1> = match latest_tree.get(device_id.as_bytes())? {
         Some(bytes) => Some(
@@ -140,8 +142,8 @@ pub(super) fn apply(
                 changes_tree
                     .insert(&change_key(device_id, seq, index), encode(&VersionedChange::V1(change.clone())))?;
             }
-            let latest =
-                LatestInventoryV1 { seq, received_at_ms, sha256: *sha256, inventory: inventory.encode_to_vec() };
+            let inventory = encoded.map_or_else(|| inventory.encode_to_vec(), <[u8]>::to_vec);
+            let latest = LatestInventoryV1 { seq, received_at_ms, sha256: *sha256, inventory };
             latest_tree.insert(device_id.as_bytes(), encode(&VersionedLatest::V1(latest)))?;
             Ok(Applied { changes, wants_full_inventory: false })
         }

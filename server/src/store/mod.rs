@@ -43,7 +43,7 @@ pub use records::{
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
-pub use commit::CommitOutcomes;
+pub use commit::{CommitOutcomes, Prepared};
 pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
