@@ -16,7 +16,9 @@ use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::compliance::encryption_compliance;
 use crate::lifecycle::{GuardInputs, LifecycleState, check_guard};
 use crate::peer::peer_operator;
-use crate::store::{DeviceFacets, DeviceRecord, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+use crate::store::{
+    DeviceFacets, DeviceRecord, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac,
+};
 
 pub(super) struct RegisterService(pub(super) Arc<Shared>);
 
@@ -254,9 +256,12 @@ impl pb::register_server::Register for RegisterService {
             event.override_reason = override_reason.clone();
             event = event.with_detail("overridden_guard", refusal.to_string());
         }
+        // The guards were checked on the device as read above: the store
+        // writes nothing if it has moved or reported since.
+        let expected = ExpectedDevice { state: from, last_seq: Some(device.last_seq) };
         let (moved, audit_seq) = match self.0.store.transition_recording(
             device.device_id,
-            from,
+            expected,
             to,
             &attributes,
             event,
@@ -267,6 +272,12 @@ impl pb::register_server::Register for RegisterService {
                 return Err(Status::aborted(format!(
                     "the device moved to {now_in} while this request was checked; nothing was written; try again"
                 )));
+            }
+            Some(TransitionOutcome::ReportedMeanwhile { last_seq }) => {
+                info!(device_id = %device.device_id, checked_seq = device.last_seq, last_seq, %to, "transition raced a report; refused");
+                return Err(Status::aborted(
+                    "the device reported while this move was checked; nothing was written; try again",
+                ));
             }
             Some(TransitionOutcome::Moved(device, seq)) => (*device, seq),
         };

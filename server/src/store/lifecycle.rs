@@ -53,6 +53,23 @@ pub enum TransitionOutcome {
     /// The device was no longer in the expected state (someone moved it
     /// meanwhile); nothing was written.
     StateChanged(LifecycleState),
+    /// The device reported after its guard was checked (its last accepted
+    /// report is now this one, not the expected one); nothing was written.
+    ReportedMeanwhile {
+        /// Its last accepted report's sequence number now.
+        last_seq: u64,
+    },
+}
+
+/// What a transition checks inside its transaction before writing anything:
+/// what the caller saw when it decided the move was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedDevice {
+    /// The state the device must still be in.
+    pub state: LifecycleState,
+    /// The last accepted report (`last_seq`) the guard was checked on, which
+    /// must still be the latest (`None`: any).
+    pub last_seq: Option<u64>,
 }
 
 /// Attributes a transition sets (empty: unchanged).
@@ -383,15 +400,18 @@ impl Store {
         attributes: &TransitionAttributes,
         event: AuditEvent,
     ) -> Result<Option<TransitionOutcome>, StoreError> {
+        let expected = ExpectedDevice { state: expected, last_seq: None };
         self.transition_recording(device_id, expected, to, attributes, event, None)
     }
 
-    /// [`Store::transition`], also storing how the machine left (its
-    /// `disposal`, with the event's sequence number) in the same transaction.
+    /// [`Store::transition`], also checking that the device has not
+    /// reported since `expected.last_seq` (if given), and storing how the
+    /// machine left (its `disposal`, with the event's sequence number) in the
+    /// same transaction.
     pub fn transition_recording(
         &self,
         device_id: DeviceId,
-        expected: LifecycleState,
+        expected: ExpectedDevice,
         to: LifecycleState,
         attributes: &TransitionAttributes,
         event: AuditEvent,
@@ -399,7 +419,7 @@ impl Store {
     ) -> Result<Option<TransitionOutcome>, StoreError> {
         let disposals = self.db.open_tree(super::disposal::DISPOSALS)?;
         let mut event = event;
-        event.from = Some(expected.as_str().to_owned());
+        event.from = Some(expected.state.as_str().to_owned());
         event.to = Some(to.as_str().to_owned());
         for (key, value) in
             [("site", &attributes.site), ("ward", &attributes.ward), ("assigned_to", &attributes.assigned_to)]
@@ -416,8 +436,14 @@ impl Store {
                 };
                 let old: DeviceRecord =
                     decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
-                if old.state != expected {
+                if old.state != expected.state {
                     return Ok(Some(TransitionOutcome::StateChanged(old.state)));
+                }
+                // The guard was checked on the report that was latest then:
+                // one accepted since (say, showing encryption turned off)
+                // was not seen by it.
+                if expected.last_seq.is_some_and(|seq| seq != old.last_seq) {
+                    return Ok(Some(TransitionOutcome::ReportedMeanwhile { last_seq: old.last_seq }));
                 }
                 let mut device = old.clone();
                 device.state = to;

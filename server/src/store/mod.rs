@@ -47,7 +47,9 @@ pub use commit::CommitOutcomes;
 pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
-pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+pub use lifecycle::{
+    AddDevicesError, DeviceFacets, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac,
+};
 pub use rollout::ChangeRolloutError;
 
 use crate::audit::event::{AuditEvent, EventKind, Evidence};

@@ -1,4 +1,4 @@
-//! Register and facet index tests.
+//! Register, facet index and transition tests.
 
 use super::*;
 use crate::store::NewDevice;
@@ -60,4 +60,57 @@ fn facet_index_follows_transitions_and_is_rebuilt_when_missing() {
     let store = crate::store::test_support::open_when_unlocked(&path).unwrap();
     assert_eq!(in_stock(&store), ["T1", "T2", "T3"]);
     assert_eq!(rvi_latitude(&store), ["T2"]);
+}
+
+/// An enrolled device (`staged`) that has sent `n_reports` inventories.
+fn enrolled_with_reports(store: &Store, n_reports: u64) -> DeviceId {
+    let device_id = crate::store::test_support::enroll(store, "ward-pc", crate::store::DeviceKind::Workstation);
+    for seq in 1..=n_reports {
+        let report = crate::store::test_support::report_with_disks(device_id, seq, &["S1"]);
+        store.commit_report(&report).unwrap().unwrap();
+    }
+    device_id
+}
+
+#[test]
+fn a_move_checked_on_an_older_report_writes_nothing() {
+    let (_dir, store) = crate::store::test_support::temp_store();
+    let device_id = enrolled_with_reports(&store, 1);
+    // The guard was checked when seq 1 was the latest; seq 2 arrives meanwhile.
+    let report = crate::store::test_support::report_with_disks(device_id, 2, &["S1"]);
+    store.commit_report(&report).unwrap().unwrap();
+    let before = store.device(device_id).unwrap().unwrap();
+    let audit_size = store.audit_head().unwrap().size;
+
+    let event = AuditEvent::new(10, "eve (engineer)", EventKind::DeviceTransitioned, Some(device_id));
+    let expected = ExpectedDevice { state: LifecycleState::Staged, last_seq: Some(1) };
+    let attributes = TransitionAttributes { ward: Some("Ward 7".to_owned()), ..Default::default() };
+    let res = store
+        .transition_recording(device_id, expected, LifecycleState::Deployed, &attributes, event.clone(), None)
+        .unwrap();
+    assert_eq!(res, Some(TransitionOutcome::ReportedMeanwhile { last_seq: 2 }));
+    assert_eq!(store.device(device_id).unwrap().unwrap(), before, "the record is untouched");
+    assert_eq!(store.audit_head().unwrap().size, audit_size, "no audit event");
+    assert!(store.list_devices_by_facets(Some(LifecycleState::Deployed), |_| true).unwrap().is_empty());
+
+    // Checked on the latest report, the same move goes through.
+    let expected = ExpectedDevice { state: LifecycleState::Staged, last_seq: Some(2) };
+    let res =
+        store.transition_recording(device_id, expected, LifecycleState::Deployed, &attributes, event, None).unwrap();
+    let Some(TransitionOutcome::Moved(moved, seq)) = res else { panic!("moved: {res:?}") };
+    assert_eq!((moved.state, moved.ward.as_deref()), (LifecycleState::Deployed, Some("Ward 7")));
+    assert_eq!(store.device(device_id).unwrap().unwrap(), *moved);
+    assert_eq!(store.audit_head().unwrap().size, audit_size + 1);
+    assert_eq!(seq, audit_size, "the event is the next one");
+}
+
+#[test]
+fn a_move_without_a_report_check_ignores_reports() {
+    let (_dir, store) = crate::store::test_support::temp_store();
+    let device_id = enrolled_with_reports(&store, 2);
+    let event = AuditEvent::new(10, "eve (engineer)", EventKind::DeviceTransitioned, Some(device_id));
+    let res = store
+        .transition(device_id, LifecycleState::Staged, LifecycleState::Retired, &TransitionAttributes::default(), event)
+        .unwrap();
+    assert!(matches!(res, Some(TransitionOutcome::Moved(ref d, _)) if d.state == LifecycleState::Retired), "{res:?}");
 }
