@@ -15,6 +15,8 @@ mod inventory;
 mod lifecycle;
 mod operator;
 mod rollout;
+#[cfg(test)]
+mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

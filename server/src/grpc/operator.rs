@@ -85,7 +85,7 @@ impl pb::operator_server::Operator for OperatorService {
         let mut summaries = Vec::new();
         for device in self.0.store.list_devices_by_facets(filter.state(), |d| filter.matches(d))? {
             let mut summary = to_pb_device(&device);
-            super::inventory::add_compliance(&self.0, &mut summary, &device)?;
+            super::inventory::add_compliance(&self.0.store, &mut summary, &device)?;
             if super::inventory::passes(&summary, &req, now) {
                 summaries.push(summary);
             }
@@ -110,7 +110,7 @@ impl pb::operator_server::Operator for OperatorService {
             .transpose()
             .map_err(|e| super::internal("decode a stored report", &e))?;
         let mut summary = to_pb_device(&device);
-        super::inventory::add_compliance(&self.0, &mut summary, &device)?;
+        super::inventory::add_compliance(&self.0.store, &mut summary, &device)?;
         let changes = self.0.store.inventory_changes(device.device_id, super::inventory::RECENT_CHANGES)?;
         Ok(Response::new(pb::GetDeviceResponse {
             device: Some(summary),

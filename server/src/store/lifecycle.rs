@@ -506,6 +506,7 @@ fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
         registered_at_ms: Some(now_ms),
         state_changed_at_ms: Some(now_ms),
         kind: super::DeviceKind::Workstation,
+        inventory_verdict: None,
     }
 }
 

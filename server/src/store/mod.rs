@@ -37,8 +37,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use records::{
-    DeviceKind, DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
-    TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
+    DeviceKind, DeviceRecordV1 as DeviceRecord, InventoryVerdictV1 as InventoryVerdict, RevocationV1 as Revocation,
+    StoredEnvelopeV1 as StoredEnvelope, TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
