@@ -1,6 +1,6 @@
 //! `Register`: adding machines before they enrol, moving them through the
-//! lifecycle, notes, and issuing operators; plus the lookups the Operator
-//! service shares (find one device by any key, list filters).
+//! lifecycle, notes, and issuing operators; plus the lookup the Operator
+//! service shares (find one device by any key).
 
 use std::sync::Arc;
 
@@ -16,9 +16,7 @@ use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::compliance::encryption_compliance;
 use crate::lifecycle::{GuardInputs, LifecycleState, check_guard};
 use crate::peer::peer_operator;
-use crate::store::{
-    DeviceFacets, DeviceRecord, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac,
-};
+use crate::store::{DeviceRecord, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 
 pub(super) struct RegisterService(pub(super) Arc<Shared>);
 
@@ -77,41 +75,6 @@ pub(super) fn token_asset_tag(shared: &Shared, asset_tag: &str) -> Result<Option
         )));
     }
     Ok(Some(tag.to_owned()))
-}
-
-/// `device list` filters.
-pub(super) struct DeviceFilter {
-    state: Option<LifecycleState>,
-    site: Option<String>,
-    model: Option<String>,
-}
-
-impl DeviceFilter {
-    /// Reads the filters of a list request (fields 3 and up).
-    pub(super) fn from_request(req: &pb::ListDevicesRequest) -> Result<Self, Status> {
-        let text = |s: &str| Some(s.trim().to_lowercase()).filter(|s| !s.is_empty());
-        let state = match req.state.trim() {
-            "" => None,
-            state => Some(state.parse::<LifecycleState>().map_err(|e| Status::invalid_argument(e.to_string()))?),
-        };
-        Ok(Self { state, site: text(&req.site), model: text(&req.model) })
-    }
-
-    /// The state filter, if any.
-    pub(super) fn state(&self) -> Option<LifecycleState> {
-        self.state
-    }
-
-    /// Whether a device with these facets passes.
-    pub(super) fn matches(&self, device: &DeviceFacets<'_>) -> bool {
-        self.state.is_none_or(|s| device.state == s)
-            && self.site.as_ref().is_none_or(|site| device.site.is_some_and(|s| s.eq_ignore_ascii_case(site)))
-            && self.model.as_ref().is_none_or(|model| {
-                [device.model, device.registered_model]
-                    .iter()
-                    .any(|m| m.is_some_and(|m| m.to_lowercase().contains(model.as_str())))
-            })
-    }
 }
 
 fn text(field: &str, value: &str, required: bool) -> Result<Option<String>, Status> {

@@ -9,6 +9,7 @@ mod agent;
 mod attestation;
 mod audit;
 mod convert;
+mod device_list;
 mod disposal;
 mod enrollment;
 mod inventory;
@@ -31,6 +32,10 @@ use crate::ca::{Ca, IssueDeviceCertError};
 use crate::config::{Config, DataDir};
 use crate::intake::{Intake, IntakeError};
 use crate::store::{EnrollError, Store, StoreError};
+
+pub use device_list::{
+    DEFAULT_PAGE_SIZE, MAX_ENTRIES_PER_PAGE, MAX_PAGE_BYTES, MAX_PAGE_SIZE, MAX_RECORDS_PER_PAGE, list_devices_page,
+};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {

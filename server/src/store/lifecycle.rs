@@ -4,6 +4,7 @@
 //! written in one transaction with its audit event.
 
 use std::collections::BTreeSet;
+use std::ops::{Bound, ControlFlow};
 
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
@@ -217,31 +218,110 @@ pub struct DeviceFacets<'a> {
     pub registered_model: Option<&'a str>,
 }
 
+/// A position in the facet index (state byte ‖ device id): a paged list
+/// resumes after the last entry the previous page examined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetKey([u8; 17]);
+
+impl FacetKey {
+    /// Its 17 bytes, as stored.
+    pub fn as_bytes(&self) -> &[u8; 17] {
+        &self.0
+    }
+
+    /// The key from its bytes, if they are 17 long and start with a known
+    /// state; the device need not exist.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: [u8; 17] = bytes.try_into().ok()?;
+        LifecycleState::ALL.get(usize::from(bytes[0]))?;
+        Some(Self(bytes))
+    }
+
+    /// The lifecycle state its entry is filed under.
+    pub fn state(&self) -> LifecycleState {
+        LifecycleState::ALL[usize::from(self.0[0])]
+    }
+}
+
+/// How a scan of the facet index ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacetScanEnd {
+    /// The index (or the state's part of it) has no more entries.
+    Finished,
+    /// Stopped with entries left: a later scan resumes after this one.
+    StoppedAfter(FacetKey),
+}
+
 impl Store {
     /// Every device whose facets pass `filter` (only devices in `state`, if
-    /// given), ordered by hostname then id. It reads the compact facet index
-    /// (`idx_facets`: state byte ‖ device id → lowercase site, model and
-    /// registered model), and decodes in full only the devices that pass.
+    /// given), ordered by hostname then id: [`Store::scan_devices_by_facets`]
+    /// to the end, then sorted.
     pub fn list_devices_by_facets(
         &self,
         state: Option<LifecycleState>,
         filter: impl Fn(&DeviceFacets<'_>) -> bool,
     ) -> Result<Vec<DeviceRecord>, StoreError> {
-        let prefix: Vec<u8> = state.map(|s| vec![state_byte(s)]).unwrap_or_default();
         let mut devices = Vec::new();
-        for item in self.idx_facets.scan_prefix(prefix) {
-            let (key, value) = item?;
-            let facets = parse_facets(&key, &value)?;
-            if filter(&facets.1) {
-                let device = self.device(facets.0)?.ok_or_else(|| StoreError::Decode {
-                    tree: "idx_facets",
-                    error: format!("indexed device {} is missing", facets.0),
-                })?;
-                devices.push(device);
-            }
-        }
+        self.scan_devices_by_facets(state, None, usize::MAX, filter, |device| {
+            devices.push(device);
+            Ok::<_, StoreError>(ControlFlow::Continue(()))
+        })?;
         devices.sort_by_cached_key(|d: &DeviceRecord| (d.hostname.to_lowercase(), d.device_id));
         Ok(devices)
+    }
+
+    /// Walks the compact facet index (`idx_facets`: state byte ‖ device id →
+    /// lowercase site, model and registered model) in key order, from just
+    /// after `after` (or the start), over only `state`'s entries if given.
+    /// Each device whose facets pass `filter` is decoded in full and handed
+    /// to `visit`. The walk stops when `visit` breaks or `max_entries`
+    /// entries have been examined (whether they passed or not), saying where
+    /// to resume, or when the entries run out.
+    pub fn scan_devices_by_facets<E: From<StoreError>>(
+        &self,
+        state: Option<LifecycleState>,
+        after: Option<FacetKey>,
+        max_entries: usize,
+        filter: impl Fn(&DeviceFacets<'_>) -> bool,
+        mut visit: impl FnMut(DeviceRecord) -> Result<ControlFlow<()>, E>,
+    ) -> Result<FacetScanEnd, E> {
+        let prefix: Vec<u8> = state.map(|s| vec![state_byte(s)]).unwrap_or_default();
+        let start = match after {
+            // A key before the state's entries resumes at their start; one
+            // after them finds nothing.
+            Some(key) if key.0.as_slice() >= prefix.as_slice() => Bound::Excluded(key.0.to_vec()),
+            _ => Bound::Included(prefix),
+        };
+        let mut entries = self
+            .idx_facets
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take_while(|item| match (state, item) {
+                (Some(state), Ok((key, _))) => key.first() == Some(&state_byte(state)),
+                _ => true,
+            })
+            .peekable();
+        let mut n_examined = 0;
+        while let Some(item) = entries.next() {
+            let (key, value) = item.map_err(StoreError::from)?;
+            let (device_id, facets) = parse_facets(&key, &value)?;
+            n_examined += 1;
+            let mut flow = ControlFlow::Continue(());
+            if filter(&facets) {
+                let device = self.device(device_id)?.ok_or_else(|| StoreError::Decode {
+                    tree: "idx_facets",
+                    error: format!("indexed device {device_id} is missing"),
+                })?;
+                flow = visit(device)?;
+            }
+            if flow.is_break() || n_examined >= max_entries {
+                if entries.peek().is_none() {
+                    break;
+                }
+                let key = FacetKey::from_bytes(&key).expect("parse_facets checked the key");
+                return Ok(FacetScanEnd::StoppedAfter(key));
+            }
+        }
+        Ok(FacetScanEnd::Finished)
     }
 
     /// Builds the facet index from the device records if it is empty (a

@@ -48,7 +48,8 @@ pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{
-    AddDevicesError, DeviceFacets, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac,
+    AddDevicesError, DeviceFacets, ExpectedDevice, FacetKey, FacetScanEnd, NewDevice, TransitionAttributes,
+    TransitionOutcome, normalise_mac,
 };
 pub use rollout::ChangeRolloutError;
 

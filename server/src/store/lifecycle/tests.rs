@@ -62,6 +62,78 @@ fn facet_index_follows_transitions_and_is_rebuilt_when_missing() {
     assert_eq!(rvi_latitude(&store), ["T2"]);
 }
 
+/// The ids a scan visits, in order, and how it ended.
+fn scan(
+    store: &Store,
+    state: Option<LifecycleState>,
+    after: Option<FacetKey>,
+    max_entries: usize,
+    take: usize,
+) -> (Vec<DeviceId>, FacetScanEnd) {
+    let mut ids = Vec::new();
+    let end = store
+        .scan_devices_by_facets(
+            state,
+            after,
+            max_entries,
+            |_| true,
+            |device| {
+                ids.push(device.device_id);
+                Ok::<_, StoreError>(if ids.len() >= take { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+            },
+        )
+        .unwrap();
+    (ids, end)
+}
+
+fn key_of(device: &DeviceRecord) -> FacetKey {
+    FacetKey::from_bytes(&facet_entry(device).0).unwrap()
+}
+
+#[test]
+fn a_facet_scan_resumes_after_its_key_and_stays_within_its_state() {
+    let (_dir, store) = crate::store::test_support::temp_store();
+    let rows: Vec<NewDevice> = (0..10)
+        .map(|i| row(i, if i < 4 { LifecycleState::Ordered } else { LifecycleState::InStock }, "RVI", "OptiPlex"))
+        .collect();
+    let mut added = store.add_devices(&rows, "eve (engineer)", 1, "test").unwrap().unwrap();
+    // Index order: state (ordered before in_stock), then id.
+    added.sort_by_key(|d| (d.state != LifecycleState::Ordered, d.device_id));
+    let ids: Vec<DeviceId> = added.iter().map(|d| d.device_id).collect();
+
+    // Everything, then in pieces of three: each piece resumes after the last.
+    assert_eq!(scan(&store, None, None, usize::MAX, usize::MAX), (ids.clone(), FacetScanEnd::Finished));
+    let (first, end) = scan(&store, None, None, usize::MAX, 3);
+    assert_eq!((first.as_slice(), end), (&ids[..3], FacetScanEnd::StoppedAfter(key_of(&added[2]))));
+    let (second, _) = scan(&store, None, Some(key_of(&added[2])), usize::MAX, 3);
+    assert_eq!(second, ids[3..6]);
+    // Stopping on the very last entry says there is nothing more.
+    assert_eq!(scan(&store, None, Some(key_of(&added[6])), usize::MAX, 3), (ids[7..].to_vec(), FacetScanEnd::Finished));
+    // At most `max_entries` examined, matching or not.
+    let (limited, end) = scan(&store, None, None, 2, usize::MAX);
+    assert_eq!((limited.as_slice(), end), (&ids[..2], FacetScanEnd::StoppedAfter(key_of(&added[1]))));
+
+    // Within one state: from the start, after one of its keys, and after
+    // keys of the states before and after it.
+    let in_stock = Some(LifecycleState::InStock);
+    assert_eq!(scan(&store, in_stock, None, usize::MAX, usize::MAX), (ids[4..].to_vec(), FacetScanEnd::Finished));
+    assert_eq!(scan(&store, in_stock, Some(key_of(&added[5])), usize::MAX, usize::MAX).0, ids[6..]);
+    assert_eq!(scan(&store, in_stock, Some(key_of(&added[3])), usize::MAX, usize::MAX).0, ids[4..]);
+    let ordered = Some(LifecycleState::Ordered);
+    assert_eq!(scan(&store, ordered, None, usize::MAX, usize::MAX), (ids[..4].to_vec(), FacetScanEnd::Finished));
+    assert_eq!(scan(&store, ordered, Some(key_of(&added[4])), usize::MAX, usize::MAX).0, Vec::<DeviceId>::new());
+}
+
+#[test]
+fn facet_keys_are_checked_when_read_back() {
+    let mut bytes = [0u8; 17];
+    bytes[0] = 1;
+    assert_eq!(FacetKey::from_bytes(&bytes).map(|k| k.state()), Some(LifecycleState::InStock));
+    assert_eq!(FacetKey::from_bytes(&bytes[..16]), None, "too short");
+    bytes[0] = LifecycleState::ALL.len() as u8;
+    assert_eq!(FacetKey::from_bytes(&bytes), None, "no such state");
+}
+
 /// An enrolled device (`staged`) that has sent `n_reports` inventories.
 fn enrolled_with_reports(store: &Store, n_reports: u64) -> DeviceId {
     let device_id = crate::store::test_support::enroll(store, "ward-pc", crate::store::DeviceKind::Workstation);
