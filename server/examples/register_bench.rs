@@ -1,7 +1,9 @@
 //! Benchmark: a register of N machines (default 100,000) added before
 //! enrolment, 2,000 of them enrolled with a report listing a MAC address;
-//! then `device show` lookups by each key and a filtered `device list`, timed
-//! at the store (what the server does per call, without TLS and gRPC).
+//! then `device show` lookups by each key, timed at the store, and filtered
+//! `device list`s: at the store unpaged, and as the `ListDevices` handler
+//! answers them, one page and every page (what the server does per call,
+//! without TLS and gRPC framing).
 //!
 //! `cargo run --release -p custodian-server --example register_bench [N]`
 
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use custodian_proto::envelope::{REPORT_PAYLOAD_TYPE, sign};
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
+use custodian_server::grpc::{DEFAULT_PAGE_SIZE, list_devices_page};
 use custodian_server::lifecycle::LifecycleState;
 use custodian_server::store::{
     DeviceFacets, DeviceRecord, IncomingReport, NewDevice, ReportContent, Store, StoredEnvelope, TokenRecord,
@@ -191,19 +194,88 @@ fn main() {
             }),
         ),
     ] {
-        let mut times = Vec::new();
         let mut n_found = 0;
-        for _ in 0..5 {
-            let start = Instant::now();
+        let times = time_runs(RUNS, || {
             let devices = store.list_devices_by_facets(state, |d| filter(d)).unwrap();
             n_found = devices.len();
-            times.push(start.elapsed());
-        }
-        times.sort();
+        });
+        println!("store list, unpaged {label}: {n_found} of {n} devices, {}", summary(&times));
+    }
+
+    // The ListDevices handler's work, a page at a time.
+    let in_stock = pb::ListDevicesRequest { state: "in_stock".to_owned(), ..Default::default() };
+    let site_model =
+        pb::ListDevicesRequest { site: "site-7".to_owned(), model: "latitude".to_owned(), ..Default::default() };
+    for (label, req) in [("--state in_stock", &in_stock), ("--site site-7 --model latitude", &site_model)] {
+        let mut n_page = 0;
+        let times = time_runs(PAGE_RUNS, || {
+            let page = list_devices_page(&store, req, NOW).unwrap();
+            assert!(!page.next_page_token.is_empty(), "more pages follow");
+            n_page = page.devices.len();
+        });
         println!(
-            "device list {label}: {n_found} of {n} devices, median {:.1} ms, max {:.1} ms (5 runs)",
-            times[2].as_secs_f64() * 1e3,
-            times[4].as_secs_f64() * 1e3
+            "device list {label}, first page (default size {DEFAULT_PAGE_SIZE}): {n_page} devices, {}",
+            summary(&times)
+        );
+        let mut listing = (0, 0, 0, 0);
+        let times = time_runs(RUNS, || listing = list_all(&store, req));
+        let (n_devices, n_pages, total_bytes, largest_page_bytes) = listing;
+        println!(
+            "device list {label}, every page and the client's sort: {n_devices} devices in {n_pages} pages, {}",
+            summary(&times)
+        );
+        println!(
+            "  responses: {:.1} MiB in all, largest page {:.2} MiB (gRPC clients refuse more than 4 MiB by default)",
+            total_bytes as f64 / MIB,
+            largest_page_bytes as f64 / MIB
         );
     }
+}
+
+const RUNS: usize = 5;
+const PAGE_RUNS: usize = 21;
+const NOW: i64 = 4;
+const MIB: f64 = (1 << 20) as f64;
+
+/// Times `run` `n` times, sorted.
+fn time_runs(n: usize, mut run: impl FnMut()) -> Vec<Duration> {
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
+
+fn summary(times: &[Duration]) -> String {
+    format!(
+        "median {:.1} ms, max {:.1} ms ({} runs)",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        times.len()
+    )
+}
+
+/// Every page of a listing, then sorted as custodianctl sorts it: the number
+/// of devices and pages, and the encoded size of all responses and of the
+/// largest.
+fn list_all(store: &Store, req: &pb::ListDevicesRequest) -> (usize, usize, usize, usize) {
+    let mut req = req.clone();
+    let (mut devices, mut n_pages, mut total_bytes, mut largest) = (Vec::new(), 0, 0, 0);
+    loop {
+        let page = list_devices_page(store, &req, NOW).unwrap();
+        n_pages += 1;
+        total_bytes += page.encoded_len();
+        largest = largest.max(page.encoded_len());
+        devices.extend(page.devices);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        req.page_token = page.next_page_token;
+    }
+    devices.sort_by_cached_key(|d| (d.hostname.to_lowercase(), d.device_id.clone()));
+    (devices.len(), n_pages, total_bytes, largest)
 }

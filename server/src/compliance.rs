@@ -5,9 +5,12 @@
 //! rollout readiness.
 
 use custodian_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
 
-/// Whether a machine's latest inventory shows it compliant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether a machine's latest inventory shows it compliant. Device records
+/// keep one (`InventoryVerdictV1`), so renaming a variant or field changes
+/// what the store reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Compliance {
     /// Every fixed data volume is encrypted.
     Compliant,

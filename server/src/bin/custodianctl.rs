@@ -375,6 +375,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 state: state.unwrap_or_default(),
                 site: site.unwrap_or_default(),
                 model: model.unwrap_or_default(),
+                ..Default::default()
             };
             let devices = ctl.list_devices(req).await?;
             if csv {

@@ -9,6 +9,7 @@ mod lifecycle;
 mod render;
 mod rollout;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,10 +68,31 @@ impl Ctl {
         Ok(self.client.create_enrollment_token(req).await.map_err(status_error)?.into_inner())
     }
 
-    /// Lists the devices that pass `filter` (the default lists every device).
+    /// Lists the devices that pass `filter` (the default lists every device),
+    /// ordered by hostname (ignoring case), then id. The server answers a
+    /// page at a time; this fetches every page (`filter.page_size` of them
+    /// per call, 0: the server's default) and sorts the union. A device
+    /// that changed state while the pages were fetched, and so was listed
+    /// twice, appears once, as last seen.
     pub async fn list_devices(&mut self, filter: pb::ListDevicesRequest) -> anyhow::Result<Vec<pb::DeviceSummary>> {
-        let res = self.client.list_devices(filter).await.map_err(status_error)?;
-        Ok(res.into_inner().devices)
+        let mut req = pb::ListDevicesRequest { page_token: String::new(), ..filter };
+        let mut by_id: HashMap<String, pb::DeviceSummary> = HashMap::new();
+        loop {
+            let page = self.client.list_devices(req.clone()).await.map_err(status_error)?.into_inner();
+            for device in page.devices {
+                by_id.insert(device.device_id.clone(), device);
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            if page.next_page_token == req.page_token {
+                bail!("the server answered with the page token it was sent; the listing would never end");
+            }
+            req.page_token = page.next_page_token;
+        }
+        let mut devices: Vec<pb::DeviceSummary> = by_id.into_values().collect();
+        devices.sort_by_cached_key(|d| (d.hostname.to_lowercase(), d.device_id.clone()));
+        Ok(devices)
     }
 
     /// Finds one device and its latest report.

@@ -4,33 +4,42 @@
 use custodian_proto::v1 as pb;
 use tonic::Status;
 
-use super::Shared;
 use crate::compliance::{Compliance, encryption_compliance};
 use crate::inventory::ChangeKind;
-use crate::store::{DeviceRecord, InventoryChange};
+use crate::store::{DeviceRecord, InventoryChange, Store};
 
 /// How many changes `GetDevice` returns.
 pub(super) const RECENT_CHANGES: usize = 50;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Fills a summary's compliance and last-inventory fields from the store.
+/// Fills a summary's compliance and last-inventory fields: from the verdict
+/// the record keeps, or, for a record written before it kept one, from the
+/// latest inventory read and decoded from the store.
 pub(super) fn add_compliance(
-    shared: &Shared,
+    store: &Store,
     summary: &mut pb::DeviceSummary,
     device: &DeviceRecord,
 ) -> Result<(), Status> {
-    let latest = shared.store.latest_inventory(device.device_id)?;
-    let compliance = match &latest {
-        Some(latest) => {
-            let inventory = latest.decode().map_err(|e| super::internal("decode a stored inventory", &e))?;
-            encryption_compliance(&inventory)
-        }
-        None => Compliance::Unknown { reason: "no inventory received yet".to_owned() },
+    let (compliance, last_inventory_ms) = match &device.inventory_verdict {
+        Some(verdict) => (verdict.encryption.clone(), verdict.received_at_ms),
+        // No report yet, so no inventory: nothing to read.
+        None if device.last_seq == 0 => (no_inventory(), 0),
+        None => match store.latest_inventory(device.device_id)? {
+            Some(latest) => {
+                let inventory = latest.decode().map_err(|e| super::internal("decode a stored inventory", &e))?;
+                (encryption_compliance(&inventory), latest.received_at_ms)
+            }
+            None => (no_inventory(), 0),
+        },
     };
-    summary.last_inventory_ms = latest.map_or(0, |l| l.received_at_ms);
+    summary.last_inventory_ms = last_inventory_ms;
     summary.encryption_compliance = Some(to_pb_verdict(&compliance));
     Ok(())
+}
+
+fn no_inventory() -> Compliance {
+    Compliance::Unknown { reason: "no inventory received yet".to_owned() }
 }
 
 fn to_pb_verdict(compliance: &Compliance) -> pb::ComplianceVerdict {

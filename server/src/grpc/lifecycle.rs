@@ -1,6 +1,6 @@
 //! `Register`: adding machines before they enrol, moving them through the
-//! lifecycle, notes, and issuing operators; plus the lookups the Operator
-//! service shares (find one device by any key, list filters).
+//! lifecycle, notes, and issuing operators; plus the lookup the Operator
+//! service shares (find one device by any key).
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::compliance::encryption_compliance;
 use crate::lifecycle::{GuardInputs, LifecycleState, check_guard};
 use crate::peer::peer_operator;
-use crate::store::{DeviceFacets, DeviceRecord, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+use crate::store::{DeviceRecord, ExpectedDevice, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
 
 pub(super) struct RegisterService(pub(super) Arc<Shared>);
 
@@ -75,41 +75,6 @@ pub(super) fn token_asset_tag(shared: &Shared, asset_tag: &str) -> Result<Option
         )));
     }
     Ok(Some(tag.to_owned()))
-}
-
-/// `device list` filters.
-pub(super) struct DeviceFilter {
-    state: Option<LifecycleState>,
-    site: Option<String>,
-    model: Option<String>,
-}
-
-impl DeviceFilter {
-    /// Reads the filters of a list request (fields 3 and up).
-    pub(super) fn from_request(req: &pb::ListDevicesRequest) -> Result<Self, Status> {
-        let text = |s: &str| Some(s.trim().to_lowercase()).filter(|s| !s.is_empty());
-        let state = match req.state.trim() {
-            "" => None,
-            state => Some(state.parse::<LifecycleState>().map_err(|e| Status::invalid_argument(e.to_string()))?),
-        };
-        Ok(Self { state, site: text(&req.site), model: text(&req.model) })
-    }
-
-    /// The state filter, if any.
-    pub(super) fn state(&self) -> Option<LifecycleState> {
-        self.state
-    }
-
-    /// Whether a device with these facets passes.
-    pub(super) fn matches(&self, device: &DeviceFacets<'_>) -> bool {
-        self.state.is_none_or(|s| device.state == s)
-            && self.site.as_ref().is_none_or(|site| device.site.is_some_and(|s| s.eq_ignore_ascii_case(site)))
-            && self.model.as_ref().is_none_or(|model| {
-                [device.model, device.registered_model]
-                    .iter()
-                    .any(|m| m.is_some_and(|m| m.to_lowercase().contains(model.as_str())))
-            })
-    }
 }
 
 fn text(field: &str, value: &str, required: bool) -> Result<Option<String>, Status> {
@@ -254,9 +219,12 @@ impl pb::register_server::Register for RegisterService {
             event.override_reason = override_reason.clone();
             event = event.with_detail("overridden_guard", refusal.to_string());
         }
+        // The guards were checked on the device as read above: the store
+        // writes nothing if it has moved or reported since.
+        let expected = ExpectedDevice { state: from, last_seq: Some(device.last_seq) };
         let (moved, audit_seq) = match self.0.store.transition_recording(
             device.device_id,
-            from,
+            expected,
             to,
             &attributes,
             event,
@@ -267,6 +235,12 @@ impl pb::register_server::Register for RegisterService {
                 return Err(Status::aborted(format!(
                     "the device moved to {now_in} while this request was checked; nothing was written; try again"
                 )));
+            }
+            Some(TransitionOutcome::ReportedMeanwhile { last_seq }) => {
+                info!(device_id = %device.device_id, checked_seq = device.last_seq, last_seq, %to, "transition raced a report; refused");
+                return Err(Status::aborted(
+                    "the device reported while this move was checked; nothing was written; try again",
+                ));
             }
             Some(TransitionOutcome::Moved(device, seq)) => (*device, seq),
         };

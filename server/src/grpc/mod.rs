@@ -9,12 +9,15 @@ mod agent;
 mod attestation;
 mod audit;
 mod convert;
+mod device_list;
 mod disposal;
 mod enrollment;
 mod inventory;
 mod lifecycle;
 mod operator;
 mod rollout;
+#[cfg(test)]
+mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +33,10 @@ use crate::config::{Config, DataDir};
 use crate::intake::{Intake, IntakeError};
 use crate::store::{EnrollError, Store, StoreError};
 use crate::verifier::{Verifier, VerifierStopped};
+
+pub use device_list::{
+    DEFAULT_PAGE_SIZE, MAX_ENTRIES_PER_PAGE, MAX_PAGE_BYTES, MAX_PAGE_SIZE, MAX_RECORDS_PER_PAGE, list_devices_page,
+};
 
 /// Everything the handlers share.
 pub(crate) struct Shared {

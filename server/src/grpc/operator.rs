@@ -79,18 +79,8 @@ impl pb::operator_server::Operator for OperatorService {
         req: Request<pb::ListDevicesRequest>,
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         peer_operator(&req, READERS)?;
-        let req = req.into_inner();
-        let filter = super::lifecycle::DeviceFilter::from_request(&req)?;
-        let now = custodian_proto::now_ms();
-        let mut summaries = Vec::new();
-        for device in self.0.store.list_devices_by_facets(filter.state(), |d| filter.matches(d))? {
-            let mut summary = to_pb_device(&device);
-            super::inventory::add_compliance(&self.0, &mut summary, &device)?;
-            if super::inventory::passes(&summary, &req, now) {
-                summaries.push(summary);
-            }
-        }
-        Ok(Response::new(pb::ListDevicesResponse { devices: summaries }))
+        let page = super::list_devices_page(&self.0.store, req.get_ref(), custodian_proto::now_ms())?;
+        Ok(Response::new(page))
     }
 
     async fn get_device(&self, req: Request<pb::GetDeviceRequest>) -> Result<Response<pb::GetDeviceResponse>, Status> {
@@ -110,7 +100,7 @@ impl pb::operator_server::Operator for OperatorService {
             .transpose()
             .map_err(|e| super::internal("decode a stored report", &e))?;
         let mut summary = to_pb_device(&device);
-        super::inventory::add_compliance(&self.0, &mut summary, &device)?;
+        super::inventory::add_compliance(&self.0.store, &mut summary, &device)?;
         let changes = self.0.store.inventory_changes(device.device_id, super::inventory::RECENT_CHANGES)?;
         Ok(Response::new(pb::GetDeviceResponse {
             device: Some(summary),

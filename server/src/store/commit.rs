@@ -216,7 +216,8 @@ fn commit_one(
     device.last_seq = report.seq;
     device.n_reports += 1;
     device.last_seen_ms = Some(report.envelope.received_at_ms);
-    if let ReportContent::Inventory { .. } = report.content {
+    if let ReportContent::Inventory { inventory, .. } = &report.content {
+        device.inventory_verdict = Some(super::InventoryVerdict::of(inventory, report.envelope.received_at_ms));
         device.hostname.clone_from(&report.hostname);
         if report.serial.is_some() {
             device.serial.clone_from(&report.serial);

@@ -4,6 +4,7 @@
 //! written in one transaction with its audit event.
 
 use std::collections::BTreeSet;
+use std::ops::{Bound, ControlFlow};
 
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
@@ -53,6 +54,23 @@ pub enum TransitionOutcome {
     /// The device was no longer in the expected state (someone moved it
     /// meanwhile); nothing was written.
     StateChanged(LifecycleState),
+    /// The device reported after its guard was checked (its last accepted
+    /// report is now this one, not the expected one); nothing was written.
+    ReportedMeanwhile {
+        /// Its last accepted report's sequence number now.
+        last_seq: u64,
+    },
+}
+
+/// What a transition checks inside its transaction before writing anything:
+/// what the caller saw when it decided the move was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectedDevice {
+    /// The state the device must still be in.
+    pub state: LifecycleState,
+    /// The last accepted report (`last_seq`) the guard was checked on, which
+    /// must still be the latest (`None`: any).
+    pub last_seq: Option<u64>,
 }
 
 /// Attributes a transition sets (empty: unchanged).
@@ -200,31 +218,110 @@ pub struct DeviceFacets<'a> {
     pub registered_model: Option<&'a str>,
 }
 
+/// A position in the facet index (state byte ‖ device id): a paged list
+/// resumes after the last entry the previous page examined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FacetKey([u8; 17]);
+
+impl FacetKey {
+    /// Its 17 bytes, as stored.
+    pub fn as_bytes(&self) -> &[u8; 17] {
+        &self.0
+    }
+
+    /// The key from its bytes, if they are 17 long and start with a known
+    /// state; the device need not exist.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: [u8; 17] = bytes.try_into().ok()?;
+        LifecycleState::ALL.get(usize::from(bytes[0]))?;
+        Some(Self(bytes))
+    }
+
+    /// The lifecycle state its entry is filed under.
+    pub fn state(&self) -> LifecycleState {
+        LifecycleState::ALL[usize::from(self.0[0])]
+    }
+}
+
+/// How a scan of the facet index ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacetScanEnd {
+    /// The index (or the state's part of it) has no more entries.
+    Finished,
+    /// Stopped with entries left: a later scan resumes after this one.
+    StoppedAfter(FacetKey),
+}
+
 impl Store {
     /// Every device whose facets pass `filter` (only devices in `state`, if
-    /// given), ordered by hostname then id. It reads the compact facet index
-    /// (`idx_facets`: state byte ‖ device id → lowercase site, model and
-    /// registered model), and decodes in full only the devices that pass.
+    /// given), ordered by hostname then id: [`Store::scan_devices_by_facets`]
+    /// to the end, then sorted.
     pub fn list_devices_by_facets(
         &self,
         state: Option<LifecycleState>,
         filter: impl Fn(&DeviceFacets<'_>) -> bool,
     ) -> Result<Vec<DeviceRecord>, StoreError> {
-        let prefix: Vec<u8> = state.map(|s| vec![state_byte(s)]).unwrap_or_default();
         let mut devices = Vec::new();
-        for item in self.idx_facets.scan_prefix(prefix) {
-            let (key, value) = item?;
-            let facets = parse_facets(&key, &value)?;
-            if filter(&facets.1) {
-                let device = self.device(facets.0)?.ok_or_else(|| StoreError::Decode {
-                    tree: "idx_facets",
-                    error: format!("indexed device {} is missing", facets.0),
-                })?;
-                devices.push(device);
-            }
-        }
+        self.scan_devices_by_facets(state, None, usize::MAX, filter, |device| {
+            devices.push(device);
+            Ok::<_, StoreError>(ControlFlow::Continue(()))
+        })?;
         devices.sort_by_cached_key(|d: &DeviceRecord| (d.hostname.to_lowercase(), d.device_id));
         Ok(devices)
+    }
+
+    /// Walks the compact facet index (`idx_facets`: state byte ‖ device id →
+    /// lowercase site, model and registered model) in key order, from just
+    /// after `after` (or the start), over only `state`'s entries if given.
+    /// Each device whose facets pass `filter` is decoded in full and handed
+    /// to `visit`. The walk stops when `visit` breaks or `max_entries`
+    /// entries have been examined (whether they passed or not), saying where
+    /// to resume, or when the entries run out.
+    pub fn scan_devices_by_facets<E: From<StoreError>>(
+        &self,
+        state: Option<LifecycleState>,
+        after: Option<FacetKey>,
+        max_entries: usize,
+        filter: impl Fn(&DeviceFacets<'_>) -> bool,
+        mut visit: impl FnMut(DeviceRecord) -> Result<ControlFlow<()>, E>,
+    ) -> Result<FacetScanEnd, E> {
+        let prefix: Vec<u8> = state.map(|s| vec![state_byte(s)]).unwrap_or_default();
+        let start = match after {
+            // A key before the state's entries resumes at their start; one
+            // after them finds nothing.
+            Some(key) if key.0.as_slice() >= prefix.as_slice() => Bound::Excluded(key.0.to_vec()),
+            _ => Bound::Included(prefix),
+        };
+        let mut entries = self
+            .idx_facets
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take_while(|item| match (state, item) {
+                (Some(state), Ok((key, _))) => key.first() == Some(&state_byte(state)),
+                _ => true,
+            })
+            .peekable();
+        let mut n_examined = 0;
+        while let Some(item) = entries.next() {
+            let (key, value) = item.map_err(StoreError::from)?;
+            let (device_id, facets) = parse_facets(&key, &value)?;
+            n_examined += 1;
+            let mut flow = ControlFlow::Continue(());
+            if filter(&facets) {
+                let device = self.device(device_id)?.ok_or_else(|| StoreError::Decode {
+                    tree: "idx_facets",
+                    error: format!("indexed device {device_id} is missing"),
+                })?;
+                flow = visit(device)?;
+            }
+            if flow.is_break() || n_examined >= max_entries {
+                if entries.peek().is_none() {
+                    break;
+                }
+                let key = FacetKey::from_bytes(&key).expect("parse_facets checked the key");
+                return Ok(FacetScanEnd::StoppedAfter(key));
+            }
+        }
+        Ok(FacetScanEnd::Finished)
     }
 
     /// Builds the facet index from the device records if it is empty (a
@@ -383,15 +480,18 @@ impl Store {
         attributes: &TransitionAttributes,
         event: AuditEvent,
     ) -> Result<Option<TransitionOutcome>, StoreError> {
+        let expected = ExpectedDevice { state: expected, last_seq: None };
         self.transition_recording(device_id, expected, to, attributes, event, None)
     }
 
-    /// [`Store::transition`], also storing how the machine left (its
-    /// `disposal`, with the event's sequence number) in the same transaction.
+    /// [`Store::transition`], also checking that the device has not
+    /// reported since `expected.last_seq` (if given), and storing how the
+    /// machine left (its `disposal`, with the event's sequence number) in the
+    /// same transaction.
     pub fn transition_recording(
         &self,
         device_id: DeviceId,
-        expected: LifecycleState,
+        expected: ExpectedDevice,
         to: LifecycleState,
         attributes: &TransitionAttributes,
         event: AuditEvent,
@@ -399,7 +499,7 @@ impl Store {
     ) -> Result<Option<TransitionOutcome>, StoreError> {
         let disposals = self.db.open_tree(super::disposal::DISPOSALS)?;
         let mut event = event;
-        event.from = Some(expected.as_str().to_owned());
+        event.from = Some(expected.state.as_str().to_owned());
         event.to = Some(to.as_str().to_owned());
         for (key, value) in
             [("site", &attributes.site), ("ward", &attributes.ward), ("assigned_to", &attributes.assigned_to)]
@@ -416,8 +516,14 @@ impl Store {
                 };
                 let old: DeviceRecord =
                     decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
-                if old.state != expected {
+                if old.state != expected.state {
                     return Ok(Some(TransitionOutcome::StateChanged(old.state)));
+                }
+                // The guard was checked on the report that was latest then:
+                // one accepted since (say, showing encryption turned off)
+                // was not seen by it.
+                if expected.last_seq.is_some_and(|seq| seq != old.last_seq) {
+                    return Ok(Some(TransitionOutcome::ReportedMeanwhile { last_seq: old.last_seq }));
                 }
                 let mut device = old.clone();
                 device.state = to;
@@ -480,6 +586,7 @@ fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
         registered_at_ms: Some(now_ms),
         state_changed_at_ms: Some(now_ms),
         kind: super::DeviceKind::Workstation,
+        inventory_verdict: None,
     }
 }
 

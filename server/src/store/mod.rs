@@ -37,8 +37,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 pub use records::{
-    DeviceKind, DeviceRecordV1 as DeviceRecord, RevocationV1 as Revocation, StoredEnvelopeV1 as StoredEnvelope,
-    TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
+    DeviceKind, DeviceRecordV1 as DeviceRecord, InventoryVerdictV1 as InventoryVerdict, RevocationV1 as Revocation,
+    StoredEnvelopeV1 as StoredEnvelope, TokenRecordV1 as TokenRecord, TokenUseV1 as TokenUse,
 };
 use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 
@@ -47,7 +47,10 @@ pub use commit::{CommitOutcomes, Prepared};
 pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
-pub use lifecycle::{AddDevicesError, DeviceFacets, NewDevice, TransitionAttributes, TransitionOutcome, normalise_mac};
+pub use lifecycle::{
+    AddDevicesError, DeviceFacets, ExpectedDevice, FacetKey, FacetScanEnd, NewDevice, TransitionAttributes,
+    TransitionOutcome, normalise_mac,
+};
 pub use rollout::ChangeRolloutError;
 
 use crate::audit::event::{AuditEvent, EventKind, Evidence};

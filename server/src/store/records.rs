@@ -5,6 +5,7 @@
 use custodian_proto::identity::DeviceId;
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::Compliance;
 use crate::lifecycle::LifecycleState;
 
 /// A device in the register.
@@ -70,6 +71,28 @@ pub struct DeviceRecordV1 {
     /// Workstation or wipe station (records from before this field: workstation).
     #[serde(default)]
     pub kind: DeviceKind,
+    /// The latest full inventory's arrival and encryption verdict, decided
+    /// when it was committed, so lists need not read the inventory. `None`
+    /// until an inventory is committed, and in records written before this
+    /// field, whose verdict is read from the inventory itself.
+    #[serde(default)]
+    pub inventory_verdict: Option<InventoryVerdictV1>,
+}
+
+/// What a device's latest full inventory says, decided when it was committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryVerdictV1 {
+    /// When the inventory arrived, Unix ms.
+    pub received_at_ms: i64,
+    /// Whether it shows every fixed data volume encrypted.
+    pub encryption: Compliance,
+}
+
+impl InventoryVerdictV1 {
+    /// The verdict on `inventory`, which arrived at `received_at_ms`.
+    pub fn of(inventory: &custodian_proto::v1::Inventory, received_at_ms: i64) -> Self {
+        Self { received_at_ms, encryption: crate::compliance::encryption_compliance(inventory) }
+    }
 }
 
 fn staged() -> LifecycleState {
@@ -112,6 +135,7 @@ impl DeviceRecordV1 {
             state_changed_at_ms: Some(now_ms),
             // The token decides the kind when the enrolment is recorded.
             kind: DeviceKind::Workstation,
+            inventory_verdict: None,
         }
     }
 

@@ -20,6 +20,7 @@ use prost::Message;
 
 mod disposal;
 mod inventory;
+mod list;
 mod rollout;
 mod wipe;
 

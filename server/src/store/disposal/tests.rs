@@ -9,7 +9,7 @@ use crate::lifecycle::{GuardError, GuardInputs, check_guard};
 use crate::sanitisation::sanitisation_coverage;
 use crate::store::attestation::IncomingAttestation;
 use crate::store::test_support::{enroll, envelope, report_with_disks, temp_store};
-use crate::store::{CommitOutcome, DeviceKind, TransitionAttributes, TransitionOutcome};
+use crate::store::{CommitOutcome, DeviceKind, ExpectedDevice, TransitionAttributes, TransitionOutcome};
 
 const NOW: i64 = 1_790_000_000_000;
 
@@ -116,7 +116,7 @@ fn a_disposal_is_written_with_its_transition() {
     let res = store
         .transition_recording(
             pc,
-            LifecycleState::Sanitised,
+            ExpectedDevice { state: LifecycleState::Sanitised, last_seq: None },
             LifecycleState::Disposed,
             &attrs,
             event.clone(),
@@ -126,7 +126,14 @@ fn a_disposal_is_written_with_its_transition() {
     assert!(matches!(res, Some(TransitionOutcome::StateChanged(LifecycleState::Staged))), "{res:?}");
     assert!(store.disposals().unwrap().is_empty());
     let res = store
-        .transition_recording(pc, LifecycleState::Staged, LifecycleState::Disposed, &attrs, event, Some(&disposal))
+        .transition_recording(
+            pc,
+            ExpectedDevice { state: LifecycleState::Staged, last_seq: None },
+            LifecycleState::Disposed,
+            &attrs,
+            event,
+            Some(&disposal),
+        )
         .unwrap();
     let Some(TransitionOutcome::Moved(device, seq)) = res else { panic!("moved: {res:?}") };
     assert!(device.revocation.is_some(), "disposal revokes");
