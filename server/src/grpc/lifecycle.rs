@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use custodian_proto::identity::{OperatorName, Role};
 use custodian_proto::v1 as pb;
-use prost::Message;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
@@ -88,17 +87,23 @@ fn text(field: &str, value: &str, required: bool) -> Result<Option<String>, Stat
     Ok(Some(value.to_owned()))
 }
 
-/// The latest report's inventory, if the device has reported.
-fn latest_inventory(shared: &Shared, device: &DeviceRecord) -> Result<Option<(pb::Inventory, Vec<u8>)>, Status> {
-    if device.last_seq == 0 {
-        return Ok(None);
-    }
-    let Some(envelope) = shared.store.report(device.device_id, device.last_seq)? else {
+/// The latest full inventory, if the device has sent one. Heartbeats carry
+/// none, so the latest report may well not be the one to judge.
+fn latest_inventory(shared: &Shared, device: &DeviceRecord) -> Result<Option<LatestFull>, Status> {
+    let Some(latest) = shared.store.latest_inventory(device.device_id)? else {
         return Ok(None);
     };
-    let report =
-        pb::Report::decode(envelope.payload.as_slice()).map_err(|e| super::internal("decode a stored report", &e))?;
-    Ok(Some((report.inventory.unwrap_or_default(), envelope.payload)))
+    let inventory = latest.decode().map_err(|e| super::internal("decode a stored inventory", &e))?;
+    let payload = shared.store.report(device.device_id, latest.seq)?.map(|envelope| envelope.payload);
+    Ok(Some(LatestFull { inventory, seq: latest.seq, payload }))
+}
+
+/// The latest full inventory, and the report that carried it.
+struct LatestFull {
+    inventory: pb::Inventory,
+    seq: u64,
+    /// That report's signed payload (the evidence an event names).
+    payload: Option<Vec<u8>>,
 }
 
 #[tonic::async_trait]
@@ -193,7 +198,7 @@ impl pb::register_server::Register for RegisterService {
             _ => None,
         };
         let inputs = GuardInputs {
-            compliance: latest.as_ref().map(|(inventory, _)| encryption_compliance(inventory)),
+            compliance: latest.as_ref().map(|latest| encryption_compliance(&latest.inventory)),
             coverage: sanitisation.as_ref().map(|(coverage, _)| coverage.clone()),
         };
         let overridden = check_guard(to, &inputs, override_reason.is_some())
@@ -211,9 +216,11 @@ impl pb::register_server::Register for RegisterService {
                 .with_detail("contractor", disposal.contractor.clone())
                 .with_detail("consignment_ref", disposal.consignment_ref.clone());
         }
-        if let Some((_, payload)) = &latest {
-            event.evidence.push(Evidence::of("latest_report_payload", payload));
-            event = event.with_detail("latest_report_seq", device.last_seq.to_string());
+        if let Some(latest) = &latest {
+            if let Some(payload) = &latest.payload {
+                event.evidence.push(Evidence::of("latest_report_payload", payload));
+            }
+            event = event.with_detail("latest_inventory_seq", latest.seq.to_string());
         }
         if let Some(refusal) = &overridden {
             event.override_reason = override_reason.clone();

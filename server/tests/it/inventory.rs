@@ -109,3 +109,38 @@ fn device_show_has_disks_encryption_and_changes_after_reports() {
     let stale: Value = serde_json::from_str(&ctl(&["device", "list", "--stale", "1", "--json"])).unwrap();
     assert_eq!(stale, serde_json::json!([]));
 }
+
+#[test]
+fn the_deployed_guard_judges_the_latest_full_inventory_not_a_heartbeat() {
+    // An unchanged machine sends heartbeats, which carry no inventory: the
+    // encryption guard must look at the last report that carried one.
+    let server = super::wipe::Harness::start();
+    let token = server.ctl(&["token", "create"]).trim().to_owned();
+    let state = server.dir().join("agent");
+    let agent = || {
+        let mut command = Command::new(agent_bin());
+        command.args(["--log-level", "warn", "--root"]).arg(fixture("laptop-luks2-nvme"));
+        command
+    };
+    let enrolled = run(agent()
+        .args(["enroll", "--server", &server.url, "--ca"])
+        .arg(server.ca_file())
+        .args(["--token", &token, "--state-dir"])
+        .arg(&state));
+    let device_id = enrolled.lines().next().unwrap().strip_prefix("enrolled as device ").unwrap().to_owned();
+    run(agent().args(["report", "--state-dir"]).arg(&state));
+    let device: Value = serde_json::from_str(&server.ctl(&["device", "show", &device_id, "--json"])).unwrap();
+    assert_eq!(
+        (device["last_seq"].as_u64(), device["latest_report"]["seq"].as_u64()),
+        (Some(2), Some(1)),
+        "the second report should be a heartbeat"
+    );
+
+    let moved = server.ctl(&["device", "transition", &device_id, "deployed", "--reason", "handed to ward 7"]);
+    assert!(moved.contains("deployed"), "{moved}");
+    let history = server.ctl(&["device", "history", &device_id, "--json"]);
+    let events: Vec<Value> = history.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let event = events.iter().find(|e| e["kind"] == "device_transitioned").expect("a transition event");
+    assert!(event["override_reason"].is_null(), "{event}");
+    assert_eq!(event["details"]["latest_inventory_seq"], "1", "{event}");
+}
