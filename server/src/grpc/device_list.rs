@@ -28,7 +28,7 @@ pub const MAX_PAGE_SIZE: u32 = 5000;
 /// Index entries one page examines at most, whether they match or not
 /// (each costs well under a microsecond), so a filter that few devices pass
 /// costs several short calls instead of one long one.
-pub const MAX_ENTRIES_PER_PAGE: usize = 100_000;
+pub const MAX_ENTRIES_PER_PAGE: usize = 20_000;
 /// Device records one page reads at most, whether they then pass the
 /// stale and noncompliant filters or not (each costs microseconds).
 pub const MAX_RECORDS_PER_PAGE: usize = 10_000;
