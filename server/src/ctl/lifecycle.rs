@@ -15,9 +15,15 @@ use crate::audit::event::AuditEvent;
 const CSV_COLUMNS: [&str; 7] = ["serial", "asset_tag", "model", "supplier", "order_ref", "site", "state"];
 const REQUIRED_COLUMNS: [&str; 3] = ["serial", "asset_tag", "model"];
 
+/// The largest Register message either side accepts: room for an import of
+/// the server's limit of 100,000 rows, and for the machines it returns.
+pub const REGISTER_MESSAGE_LIMIT: usize = 64 << 20;
+
 impl Ctl {
     fn register(&self) -> RegisterClient<tonic::transport::Channel> {
-        RegisterClient::new(self.channel.clone())
+        // An import of up to 100,000 rows answers with every machine added:
+        // well over tonic's default 4 MiB at hospital scale.
+        RegisterClient::new(self.channel.clone()).max_decoding_message_size(REGISTER_MESSAGE_LIMIT)
     }
 
     /// Adds machines, all or none.

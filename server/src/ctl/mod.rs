@@ -25,7 +25,7 @@ pub use disposal::{
     AlertsCommand, CertificateCommand, CustodyCommand, DiskCommand, DisposalsCommand, ManifestCommand, get_certificate,
     run_alerts, run_custody, run_disk, run_disposals,
 };
-pub use lifecycle::{parse_device_csv, render_device_list_csv, render_history, write_identity};
+pub use lifecycle::{REGISTER_MESSAGE_LIMIT, parse_device_csv, render_device_list_csv, render_history, write_identity};
 pub use render::{format_time, render_device, render_device_json, render_device_list, render_device_list_json};
 pub use rollout::{RolloutCommand, run_rollout};
 

@@ -92,7 +92,10 @@ impl Server {
                 self.shared.clone(),
             )))
             .add_service(pb::agent_server::AgentServer::new(agent::AgentService::new(self.shared.clone())))
-            .add_service(pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone())))
+            .add_service(
+                pb::register_server::RegisterServer::new(lifecycle::RegisterService(self.shared.clone()))
+                    .max_decoding_message_size(crate::ctl::REGISTER_MESSAGE_LIMIT),
+            )
             .add_service(pb::audit_server::AuditServer::new(audit::AuditService(self.shared.clone())))
             .add_service(pb::rollout_server::RolloutServer::new(rollout::RolloutService(self.shared.clone())))
             .add_service(pb::disposal_server::DisposalServer::new(disposal::DisposalService(self.shared.clone())))

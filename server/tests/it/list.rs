@@ -54,3 +54,23 @@ async fn a_register_larger_than_a_page_is_listed_whole_and_sorted() {
     let table_ids: Vec<&str> = lines[1..lines.len() - 1].iter().map(|l| l.split_whitespace().next().unwrap()).collect();
     assert_eq!(table_ids, rows.iter().map(|r| r[0]).collect::<Vec<_>>(), "same order as the CSV");
 }
+
+/// Rows in one purchase order: enough that the devices the server returns
+/// for it encode to more than the 4 MiB a gRPC client accepts by default.
+const LARGE_ORDER: usize = 25_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_order_of_25000_machines_imports_in_one_go() {
+    let server = TestServer::start(1000);
+    let csv = server.dir.path().join("big-po.csv");
+    let mut rows = String::from("serial,asset_tag,model,supplier,order_ref,site,state\n");
+    for i in 0..LARGE_ORDER {
+        rows.push_str(&format!("SN-{i:06},NHS-{i:06},OptiPlex 7010 Micro Form Factor,Dell Technologies,PO-2026-0042,Royal Victoria Infirmary,in_stock\n"));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let imported = ok(server.ctl("admin", &["device", "import", csv.to_str().unwrap()]));
+    assert!(imported.contains(&format!("imported {LARGE_ORDER} devices")), "{imported}");
+    let shown: Value =
+        serde_json::from_str(&ok(server.ctl("admin", &["device", "show", "NHS-024999", "--json"]))).unwrap();
+    assert_eq!((shown["serial"].as_str(), shown["state"].as_str()), (Some("SN-024999"), Some("in_stock")), "{shown}");
+}
