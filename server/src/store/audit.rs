@@ -5,7 +5,14 @@
 //! - `s`: the [`Frontier`] after the last append: version byte `1`, size
 //!   (big-endian u64), then one 32-byte hash per set bit of the size (raw
 //!   bytes rather than rmp-serde: this is rewritten on every append);
-//! - `e` ‖ seq (big-endian u64): leaf hash (32 bytes) ‖ the exact event bytes;
+//! - `g` ‖ first seq (big-endian u64): a group of consecutive events appended
+//!   in one transaction, at most [`MAX_EVENTS_PER_GROUP`]: version byte `1`,
+//!   then per event its length (big-endian u32), leaf hash (32 bytes) and
+//!   exact bytes. One record per group rather than one per event, because
+//!   each transactional insert in sled also reads the key's leaf first;
+//! - `e` ‖ seq (big-endian u64): leaf hash (32 bytes) ‖ the exact event bytes,
+//!   one record per event, as stores written before groups have them (read,
+//!   never written; they all precede the groups);
 //! - `d` ‖ device id ‖ seq: empty, an index of each device's events.
 //!
 //! [`append`] runs inside the caller's transaction, so an event is written
@@ -22,7 +29,14 @@ use crate::audit::merkle::{Frontier, Hash, leaf_hash};
 
 const STATE_KEY: &[u8] = b"s";
 const EVENT_TAG: u8 = b'e';
+const GROUP_TAG: u8 = b'g';
 const DEVICE_TAG: u8 = b'd';
+
+/// Most events in one group record; a larger append writes several.
+pub(super) const MAX_EVENTS_PER_GROUP: usize = 256;
+
+/// The version byte of a group record.
+const GROUP_V1: u8 = 1;
 
 /// A signed checkpoint as kept by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,12 +114,65 @@ fn device_key(device_id: DeviceId, seq: u64) -> [u8; 25] {
     key
 }
 
+fn group_key(first_seq: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = GROUP_TAG;
+    key[1..].copy_from_slice(&first_seq.to_be_bytes());
+    key
+}
+
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .get(1..9)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| StoreError::Decode { tree: "audit", error: "event key is not 9 bytes".to_owned() })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// A single-event record (`e`).
 fn entry(seq: u64, value: &[u8]) -> Result<AuditEntry, StoreError> {
     if value.len() < 32 {
         return Err(StoreError::Decode { tree: "audit", error: format!("event {seq} is shorter than its hash") });
     }
     let (hash, bytes) = value.split_at(32);
     Ok(AuditEntry { seq, leaf_hash: hash.try_into().expect("32 bytes"), bytes: bytes.to_vec() })
+}
+
+/// Encodes consecutive events (leaf hash and bytes) as one group record.
+fn encode_group(events: &[(Hash, Vec<u8>)]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + events.iter().map(|(_, bytes)| 36 + bytes.len()).sum::<usize>());
+    value.push(GROUP_V1);
+    for (hash, bytes) in events {
+        let len = u32::try_from(bytes.len()).expect("an event is far smaller than 4 GiB");
+        value.extend_from_slice(&len.to_be_bytes());
+        value.extend_from_slice(hash);
+        value.extend_from_slice(bytes);
+    }
+    value
+}
+
+/// The events of the group record starting at `first_seq`, in order.
+fn decode_group(first_seq: u64, value: &[u8]) -> Result<Vec<AuditEntry>, StoreError> {
+    let bad = |error: &str| StoreError::Decode { tree: "audit", error: format!("event group {first_seq}: {error}") };
+    let (&version, mut rest) = value.split_first().ok_or_else(|| bad("empty"))?;
+    if version != GROUP_V1 {
+        return Err(bad(&format!("unknown version {version}")));
+    }
+    let mut entries = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 36 {
+            return Err(bad("truncated event header"));
+        }
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let hash: Hash = rest[4..36].try_into().expect("32 bytes");
+        let bytes = rest.get(36..36 + len).ok_or_else(|| bad("truncated event"))?;
+        entries.push(AuditEntry { seq: first_seq + entries.len() as u64, leaf_hash: hash, bytes: bytes.to_vec() });
+        rest = &rest[36 + len..];
+    }
+    if entries.is_empty() {
+        return Err(bad("no events"));
+    }
+    Ok(entries)
 }
 
 /// Appends `event` to the log inside a transaction: assigns its sequence
@@ -125,6 +192,9 @@ pub(super) fn append(
 /// writing it once (see [`Appender::store`]) rather than once per event.
 pub(super) struct Appender {
     frontier: Frontier,
+    /// Events appended since the last [`Appender::store`]: leaf hash and
+    /// bytes, from sequence number `frontier.size - pending.len()` on.
+    pending: Vec<(Hash, Vec<u8>)>,
 }
 
 impl Appender {
@@ -134,12 +204,13 @@ impl Appender {
             None => Frontier::default(),
             Some(bytes) => decode_state(&bytes).map_err(ConflictableTransactionError::Abort)?,
         };
-        Ok(Self { frontier })
+        Ok(Self { frontier, pending: Vec::new() })
     }
 
-    /// Assigns `event` its sequence number, stores its bytes and leaf hash,
-    /// indexes it by device and advances the frontier in memory. Returns the
-    /// sequence number. Nothing is appended for good until [`Appender::store`].
+    /// Assigns `event` its sequence number, indexes it by device and
+    /// advances the frontier in memory; its bytes and leaf hash are written
+    /// by [`Appender::store`], with the other events of the transaction.
+    /// Returns the sequence number.
     pub(super) fn append(
         &mut self,
         audit: &TransactionalTree,
@@ -149,19 +220,23 @@ impl Appender {
         event.seq = seq;
         let bytes = event.to_bytes();
         let hash = leaf_hash(&bytes);
-        let mut value = Vec::with_capacity(32 + bytes.len());
-        value.extend_from_slice(&hash);
-        value.extend_from_slice(&bytes);
-        audit.insert(&event_key(seq), value)?;
         if let Some(device_id) = event.device_id {
             audit.insert(&device_key(device_id, seq), &[])?;
         }
         self.frontier.push(hash);
+        self.pending.push((hash, bytes));
         Ok(seq)
     }
 
-    /// Writes the frontier, in the same transaction as the events.
-    pub(super) fn store(&self, audit: &TransactionalTree) -> Result<(), ConflictableTransactionError<StoreError>> {
+    /// Writes the events appended since the last call, as group records, and
+    /// the frontier, in the same transaction as the changes they record.
+    pub(super) fn store(&mut self, audit: &TransactionalTree) -> Result<(), ConflictableTransactionError<StoreError>> {
+        let mut first_seq = self.frontier.size - self.pending.len() as u64;
+        for group in self.pending.chunks(MAX_EVENTS_PER_GROUP) {
+            audit.insert(&group_key(first_seq), encode_group(group))?;
+            first_seq += group.len() as u64;
+        }
+        self.pending.clear();
         audit.insert(STATE_KEY, encode_state(&self.frontier))?;
         Ok(())
     }
@@ -185,35 +260,61 @@ impl Store {
 
     /// Up to `limit` events from `from` on, in order.
     pub fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let end = [EVENT_TAG + 1];
-        self.audit
-            .range(event_key(from).as_slice()..end.as_slice())
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                let seq =
-                    u64::from_be_bytes(key[1..].try_into().map_err(|_| StoreError::Decode {
-                        tree: "audit",
-                        error: "event key is not 9 bytes".to_owned(),
-                    })?);
-                entry(seq, &value)
-            })
-            .collect()
+        let mut entries = Vec::new();
+        self.visit_entries(from, limit, |entry| entries.push(entry))?;
+        Ok(entries)
+    }
+
+    /// Calls `visit` with up to `limit` events from `from` on, in order,
+    /// without holding them all.
+    fn visit_entries(&self, from: u64, limit: usize, mut visit: impl FnMut(AuditEntry)) -> Result<(), StoreError> {
+        let mut n = 0;
+        // Single-event records (older stores) precede every group record.
+        for item in self.audit.range(event_key(from).as_slice()..[EVENT_TAG + 1].as_slice()) {
+            if n == limit {
+                return Ok(());
+            }
+            let (key, value) = item?;
+            visit(entry(seq_of(&key)?, &value)?);
+            n += 1;
+        }
+        // The group holding `from`, if any, starts at or before it.
+        let start = match self.audit.range(group_key(0).as_slice()..=group_key(from).as_slice()).next_back() {
+            Some(item) => seq_of(&item?.0)?,
+            None => from,
+        };
+        for item in self.audit.range(group_key(start).as_slice()..[GROUP_TAG + 1].as_slice()) {
+            let (key, value) = item?;
+            for event in decode_group(seq_of(&key)?, &value)? {
+                if n == limit {
+                    return Ok(());
+                }
+                if event.seq >= from {
+                    visit(event);
+                    n += 1;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The event with sequence number `seq`.
     pub fn audit_entry(&self, seq: u64) -> Result<Option<AuditEntry>, StoreError> {
-        self.audit.get(event_key(seq))?.map(|value| entry(seq, &value)).transpose()
+        if let Some(value) = self.audit.get(event_key(seq))? {
+            return entry(seq, &value).map(Some);
+        }
+        let Some(item) = self.audit.range(group_key(0).as_slice()..=group_key(seq).as_slice()).next_back() else {
+            return Ok(None);
+        };
+        let (key, value) = item?;
+        let first_seq = seq_of(&key)?;
+        Ok(decode_group(first_seq, &value)?.into_iter().nth((seq - first_seq) as usize))
     }
 
     /// The recorded leaf hashes of the first `size` events.
     pub fn audit_leaf_hashes(&self, size: u64) -> Result<Vec<Hash>, StoreError> {
         let mut hashes = Vec::with_capacity(size as usize);
-        let end = [EVENT_TAG + 1];
-        for item in self.audit.range(event_key(0).as_slice()..end.as_slice()).take(size as usize) {
-            let (_, value) = item?;
-            hashes.push(entry(0, &value)?.leaf_hash);
-        }
+        self.visit_entries(0, size as usize, |entry| hashes.push(entry.leaf_hash))?;
         Ok(hashes)
     }
 

@@ -69,3 +69,81 @@ fn a_refused_change_writes_no_event() {
     assert_eq!(store.audit_head().unwrap().size, 1, "nothing from the file was applied");
     assert_eq!(store.list_devices().unwrap().len(), 1);
 }
+
+/// Appends `n` notes in one transaction, through one appender.
+fn append_group(store: &Store, n: usize, device: Option<DeviceId>) {
+    store
+        .audit
+        .transaction(|audit| {
+            let mut log = Appender::load(audit)?;
+            for i in 0..n {
+                let event = AuditEvent::new(i as i64, "alice (admin)", EventKind::NoteAdded, device)
+                    .with_reason(format!("group note {i}"));
+                log.append(audit, event)?;
+            }
+            log.store(audit)?;
+            Ok(())
+        })
+        .map_err(crate::store::flatten_tx_error)
+        .unwrap();
+}
+
+#[test]
+fn events_from_single_records_and_groups_read_back_in_order() {
+    // A store written before group records: five events as `e` records,
+    // written the old way, then groups of 1, 3 and 300 events (the last
+    // split at MAX_EVENTS_PER_GROUP).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let device_id = DeviceId::random();
+    let mut frontier = Frontier::default();
+    for i in 0..5u64 {
+        let mut event = AuditEvent::new(i as i64, "bob (admin)", EventKind::NoteAdded, Some(device_id));
+        event.seq = i;
+        let bytes = event.to_bytes();
+        let hash = leaf_hash(&bytes);
+        store.audit.insert(event_key(i), [hash.as_slice(), &bytes].concat()).unwrap();
+        store.audit.insert(device_key(device_id, i), &[]).unwrap();
+        frontier.push(hash);
+    }
+    store.audit.insert(STATE_KEY, encode_state(&frontier)).unwrap();
+    append_group(&store, 1, Some(device_id));
+    append_group(&store, 3, None);
+    append_group(&store, 300, Some(device_id));
+    let groups = store.audit.scan_prefix([GROUP_TAG]).count();
+    assert_eq!(groups, 4, "groups of 1, 3, 256 and 44");
+
+    let all = store.audit_entries(0, 1000).unwrap();
+    assert_eq!(all.len(), 309);
+    for (i, entry) in all.iter().enumerate() {
+        assert_eq!(entry.seq, i as u64);
+        assert_eq!(AuditEvent::from_bytes(&entry.bytes).unwrap().seq, i as u64, "event {i} stored under its seq");
+        assert_eq!(entry.leaf_hash, leaf_hash(&entry.bytes));
+        assert_eq!(store.audit_entry(i as u64).unwrap().as_ref(), Some(entry));
+    }
+    assert_eq!(store.audit_entry(309).unwrap(), None);
+    for (from, limit) in [(0, 3), (3, 4), (5, 1), (7, 2), (8, 256), (264, 1000), (308, 5), (309, 5)] {
+        let got: Vec<u64> = store.audit_entries(from, limit).unwrap().iter().map(|e| e.seq).collect();
+        let want: Vec<u64> = (from..309).take(limit).collect();
+        assert_eq!(got, want, "from {from}, limit {limit}");
+    }
+    let hashes = store.audit_leaf_hashes(309).unwrap();
+    assert_eq!(hashes, all.iter().map(|e| e.leaf_hash).collect::<Vec<_>>());
+    assert_eq!(store.audit_head().unwrap().root(), root(&hashes));
+    let history = store.device_events(device_id).unwrap();
+    let want: Vec<u64> = (9..309).rev().chain([5, 4, 3, 2, 1, 0]).collect();
+    assert_eq!(history.iter().map(|e| e.seq).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn a_damaged_group_record_is_an_error_not_a_shorter_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    append_group(&store, 3, None);
+    let value = store.audit.get(group_key(0)).unwrap().unwrap();
+    store.audit.insert(group_key(0), &value[..value.len() - 1]).unwrap();
+    assert!(matches!(store.audit_entries(0, 10), Err(StoreError::Decode { .. })));
+    assert!(matches!(store.audit_entry(1), Err(StoreError::Decode { .. })));
+    store.audit.insert(group_key(0), vec![9u8]).unwrap();
+    assert!(matches!(store.audit_leaf_hashes(3), Err(StoreError::Decode { .. })));
+}
