@@ -214,18 +214,28 @@ impl Appender {
     pub(super) fn append(
         &mut self,
         audit: &TransactionalTree,
-        mut event: AuditEvent,
+        event: AuditEvent,
     ) -> Result<u64, ConflictableTransactionError<StoreError>> {
+        let device_id = event.device_id;
+        let seq = self.append_unindexed(event);
+        if let Some(device_id) = device_id {
+            audit.insert(&device_key(device_id, seq), &[])?;
+        }
+        Ok(seq)
+    }
+
+    /// [`Appender::append`] without the device history index entry, for an
+    /// event whose sequence number the caller records where
+    /// [`Store::device_events`] finds it (a report's record names its
+    /// `report_accepted` event).
+    pub(super) fn append_unindexed(&mut self, mut event: AuditEvent) -> u64 {
         let seq = self.frontier.size;
         event.seq = seq;
         let bytes = event.to_bytes();
         let hash = leaf_hash(&bytes);
-        if let Some(device_id) = event.device_id {
-            audit.insert(&device_key(device_id, seq), &[])?;
-        }
         self.frontier.push(hash);
         self.pending.push((hash, bytes));
-        Ok(seq)
+        seq
     }
 
     /// Writes the events appended since the last call, as group records, and
@@ -318,17 +328,30 @@ impl Store {
         Ok(hashes)
     }
 
-    /// One device's events, newest first.
+    /// One device's events, newest first: those in the history index, and
+    /// the `report_accepted` events its report records name.
     pub fn device_events(&self, device_id: DeviceId) -> Result<Vec<AuditEntry>, StoreError> {
         let mut prefix = vec![DEVICE_TAG];
         prefix.extend_from_slice(device_id.as_bytes());
-        let mut entries = Vec::new();
-        for item in self.audit.scan_prefix(&prefix).rev() {
+        let mut seqs = Vec::new();
+        for item in self.audit.scan_prefix(&prefix) {
             let (key, _) = item?;
             let seq = u64::from_be_bytes(key[17..].try_into().map_err(|_| StoreError::Decode {
                 tree: "audit",
                 error: "device index key is not 25 bytes".to_owned(),
             })?);
+            seqs.push(seq);
+        }
+        for item in self.reports.scan_prefix(device_id.as_bytes()) {
+            let (_, value) = item?;
+            seqs.extend(super::report_record_audit_seq(&value)?);
+        }
+        // Reports stored before their records named their events are in the
+        // index too.
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.dedup();
+        let mut entries = Vec::with_capacity(seqs.len());
+        for seq in seqs {
             entries.extend(self.audit_entry(seq)?);
         }
         Ok(entries)

@@ -15,11 +15,11 @@ use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::records::{VersionedDevice, VersionedEnvelope};
+use super::records::VersionedDevice;
 use super::{
     CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
-    audit, decode, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device, replay_outcome,
-    report_key,
+    audit, decode, decode_report_record, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device,
+    replay_outcome, report_key, report_record,
 };
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
 
@@ -38,8 +38,9 @@ enum VersionedEnvelopeRef<'a> {
 /// committer thread does only what must be serial.
 pub struct Prepared {
     key: [u8; 24],
-    /// The stored envelope's encoding (shared, not copied, on each insert).
-    envelope: sled::IVec,
+    /// The stored envelope's encoding; its record adds the audit event's
+    /// sequence number in front (see [`report_record`]).
+    envelope: Vec<u8>,
     macs: Vec<String>,
     /// A full inventory's encoding, for `inventory_latest`.
     inventory: Option<Vec<u8>>,
@@ -64,9 +65,8 @@ impl Prepared {
         )
         .with_detail("report_seq", report.seq.to_string());
         event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
-        let envelope = rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope))
-            .expect("records always serialise")
-            .into();
+        let envelope =
+            rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope)).expect("records always serialise");
         Self { key: report_key(report.device_id, report.seq), envelope, macs, inventory, event }
     }
 }
@@ -196,14 +196,11 @@ fn commit_one(
     if report.seq <= device.last_seq {
         // Sees this group's own writes: a resend within the group is a duplicate.
         let stored: Option<StoredEnvelope> = match trees.reports.get(prepared.key)? {
-            Some(stored) => Some(
-                decode::<VersionedEnvelope>("reports", &stored).map_err(ConflictableTransactionError::Abort)?.into(),
-            ),
+            Some(stored) => Some(decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0),
             None => None,
         };
         return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, device.last_seq));
     }
-    trees.reports.insert(prepared.key.as_slice(), prepared.envelope.clone())?;
     let applied = inventory::apply(
         trees.inventory_latest,
         trees.inventory_changes,
@@ -228,7 +225,10 @@ fn commit_one(
     if !prepared.macs.is_empty() {
         device.macs.clone_from(&prepared.macs);
     }
-    log.append(trees.audit, prepared.event.clone())?;
+    // The report's own record names its event, in place of a history index
+    // entry: one insert fewer per report.
+    let audit_seq = log.append_unindexed(prepared.event.clone());
+    trees.reports.insert(prepared.key.as_slice(), report_record(audit_seq, &prepared.envelope))?;
     // Changes IG must see (a disk gone, encryption lost) are audit events of
     // their own, in the same transaction.
     for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {

@@ -5,7 +5,10 @@
 //! - `devices`: device id (16 bytes) → [`DeviceRecord`];
 //! - `idx_hostname`, `idx_serial`: `lowercase(key) 0x00 device id` → empty,
 //!   updated in the same transaction as the device record;
-//! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`];
+//! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`], since
+//!   audit groups prefixed with `0xC1` (a byte MessagePack never uses) and
+//!   the sequence number of its `report_accepted` audit event (big-endian
+//!   u64), which `device history` reads instead of an index entry per report;
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
 //! - `meta`: the schema version;
 //! - `inventory_latest`, `inventory_changes`: inventory history (see [`inventory`]).
@@ -527,7 +530,7 @@ impl Store {
     pub fn report(&self, device_id: DeviceId, seq: u64) -> Result<Option<StoredEnvelope>, StoreError> {
         self.reports
             .get(report_key(device_id, seq))?
-            .map(|bytes| decode::<VersionedEnvelope>("reports", &bytes).map(Into::into))
+            .map(|bytes| decode_report_record(&bytes).map(|(envelope, _)| envelope))
             .transpose()
     }
 
@@ -542,7 +545,7 @@ impl Store {
                         tree: "reports",
                         error: "key is not 24 bytes".to_owned(),
                     })?);
-                Ok((seq, decode::<VersionedEnvelope>("reports", &value)?.into()))
+                Ok((seq, decode_report_record(&value)?.0))
             })
             .collect()
     }
@@ -657,6 +660,42 @@ fn id_from_index_key(key: &[u8]) -> Result<DeviceId, StoreError> {
         key.len().checked_sub(16).ok_or(StoreError::Decode { tree: "index", error: "key too short".to_owned() })?;
     let bytes: [u8; 16] = key[start..].try_into().expect("slice is 16 bytes long");
     Ok(DeviceId::from_bytes(bytes))
+}
+
+/// The first byte of a report record that carries its audit event's
+/// sequence number: never the first byte of a MessagePack value.
+const REPORT_WITH_AUDIT_SEQ: u8 = 0xC1;
+
+/// A report record: the envelope's encoding, after the sequence number of
+/// the `report_accepted` event that records it.
+fn report_record(audit_seq: u64, envelope: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(9 + envelope.len());
+    value.push(REPORT_WITH_AUDIT_SEQ);
+    value.extend_from_slice(&audit_seq.to_be_bytes());
+    value.extend_from_slice(envelope);
+    value
+}
+
+/// The audit sequence number a report record carries (none in records
+/// written before it did), without decoding the envelope.
+fn report_record_audit_seq(value: &[u8]) -> Result<Option<u64>, StoreError> {
+    match value.split_first() {
+        Some((&REPORT_WITH_AUDIT_SEQ, rest)) => {
+            let seq: [u8; 8] = rest.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| StoreError::Decode {
+                tree: "reports",
+                error: "report record shorter than its audit sequence number".to_owned(),
+            })?;
+            Ok(Some(u64::from_be_bytes(seq)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A report record's envelope and audit sequence number (if it has one).
+fn decode_report_record(value: &[u8]) -> Result<(StoredEnvelope, Option<u64>), StoreError> {
+    let audit_seq = report_record_audit_seq(value)?;
+    let envelope = if audit_seq.is_some() { &value[9..] } else { value };
+    Ok((decode::<VersionedEnvelope>("reports", envelope)?.into(), audit_seq))
 }
 
 fn report_key(device_id: DeviceId, seq: u64) -> [u8; 24] {

@@ -147,3 +147,57 @@ fn a_damaged_group_record_is_an_error_not_a_shorter_log() {
     store.audit.insert(group_key(0), vec![9u8]).unwrap();
     assert!(matches!(store.audit_leaf_hashes(3), Err(StoreError::Decode { .. })));
 }
+
+#[test]
+fn a_devices_history_includes_report_events_named_by_report_records() {
+    use crate::store::test_support::{enroll, report_with_disks, temp_store};
+    let (_dir, store) = temp_store();
+    let pc = enroll(&store, "ward-pc", crate::store::DeviceKind::Workstation);
+    let other = enroll(&store, "other-pc", crate::store::DeviceKind::Workstation);
+    for seq in 1..=3 {
+        store.commit_report(&report_with_disks(pc, seq, &["S1"])).unwrap().unwrap();
+        store.commit_report(&report_with_disks(other, seq, &["S9"])).unwrap().unwrap();
+    }
+    let kinds = |events: &[AuditEntry]| -> Vec<(u64, EventKind, Option<String>)> {
+        events
+            .iter()
+            .map(|e| {
+                let event = AuditEvent::from_bytes(&e.bytes).unwrap();
+                (e.seq, event.kind, event.details.get("report_seq").cloned())
+            })
+            .collect()
+    };
+    let history = kinds(&store.device_events(pc).unwrap());
+    let reports: Vec<_> = history.iter().filter(|(_, kind, _)| *kind == EventKind::ReportAccepted).collect();
+    assert_eq!(
+        reports.iter().map(|(_, _, seq)| seq.clone().unwrap()).collect::<Vec<_>>(),
+        ["3", "2", "1"],
+        "{history:?}"
+    );
+    assert!(history.windows(2).all(|w| w[0].0 > w[1].0), "newest first: {history:?}");
+    assert!(history.iter().all(|(seq, ..)| {
+        AuditEvent::from_bytes(&store.audit_entry(*seq).unwrap().unwrap().bytes).unwrap().device_id == Some(pc)
+    }));
+    // No history index entry was written for a report event.
+    let mut prefix = vec![DEVICE_TAG];
+    prefix.extend_from_slice(pc.as_bytes());
+    let indexed: Vec<u64> = store
+        .audit
+        .scan_prefix(&prefix)
+        .map(|item| u64::from_be_bytes(item.unwrap().0[17..].try_into().unwrap()))
+        .collect();
+    assert!(reports.iter().all(|(seq, ..)| !indexed.contains(seq)), "{indexed:?}");
+
+    // A report record from before records named their events: no prefix,
+    // and an index entry instead. It still reads, and its event is listed once.
+    let key = crate::store::report_key(pc, 2);
+    let before = store.report(pc, 2).unwrap().unwrap();
+    let record = store.reports.get(key).unwrap().unwrap();
+    let audit_seq = crate::store::report_record_audit_seq(&record).unwrap().unwrap();
+    store.reports.insert(key, &record[9..]).unwrap();
+    store.audit.insert(device_key(pc, audit_seq), &[]).unwrap();
+    assert_eq!(crate::store::report_record_audit_seq(&store.reports.get(key).unwrap().unwrap()).unwrap(), None);
+    assert_eq!(store.report(pc, 2).unwrap().unwrap(), before);
+    assert_eq!(store.reports(pc).unwrap()[1], (2, before));
+    assert_eq!(kinds(&store.device_events(pc).unwrap()), history);
+}
