@@ -224,7 +224,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let (_, bytes) = entry?;
-        let envelope: StoredEnvelope = super::decode_report_record(&bytes)?.0;
+        let envelope: StoredEnvelope = self.decode_report_record(&bytes)?.0;
         let report = pb::Report::decode(envelope.payload.as_slice())
             .map_err(|e| StoreError::Decode { tree: "reports", error: e.to_string() })?;
         Ok(report.inventory.map(|i| i.storage).unwrap_or_default())

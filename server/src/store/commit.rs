@@ -18,7 +18,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::records::VersionedDevice;
 use super::{
     CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
-    audit, decode, decode_report_record, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device,
+    audit, decode, envelopes, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device,
     replay_outcome, report_key, report_record,
 };
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
@@ -38,8 +38,7 @@ enum VersionedEnvelopeRef<'a> {
 /// committer thread does only what must be serial.
 pub struct Prepared {
     key: [u8; 24],
-    /// The stored envelope's encoding; its record adds the audit event's
-    /// sequence number in front (see [`report_record`]).
+    /// The stored envelope's encoding, for the envelope log.
     envelope: Vec<u8>,
     macs: Vec<String>,
     /// A full inventory's encoding, for `inventory_latest`.
@@ -80,6 +79,8 @@ struct CachedDevice {
 
 /// The trees a report touches, inside the transaction.
 struct Trees<'t> {
+    /// For the envelope log, which a resent report is compared against.
+    store: &'t Store,
     devices: &'t TransactionalTree,
     reports: &'t TransactionalTree,
     inventory_latest: &'t TransactionalTree,
@@ -109,6 +110,11 @@ impl Store {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        // Envelopes go to the log, durably, before the transaction that
+        // points at them can commit (and sled can persist it on its own).
+        // Those the transaction then refuses (resends) are never pointed at.
+        let encoded: Vec<&[u8]> = reports.iter().map(|(_, prepared)| prepared.envelope.as_slice()).collect();
+        let pointers = self.envelopes.append_durable(&encoded)?;
         let trees = (
             &self.devices,
             &self.idx_hostname,
@@ -131,13 +137,14 @@ impl Store {
                 inventory_changes,
                 audit,
             )| {
-                let trees = Trees { devices, reports: reports_tree, inventory_latest, inventory_changes, audit };
+                let trees =
+                    Trees { store: self, devices, reports: reports_tree, inventory_latest, inventory_changes, audit };
                 // Everything below starts afresh on each run of the closure.
                 let mut cache: HashMap<DeviceId, Option<CachedDevice>> = HashMap::new();
                 let mut log = audit::Appender::load(audit)?;
                 let mut outcomes = Vec::with_capacity(reports.len());
-                for (report, prepared) in reports {
-                    outcomes.push(commit_one(&trees, &mut cache, &mut log, report, prepared)?);
+                for ((report, prepared), pointer) in reports.iter().zip(&pointers) {
+                    outcomes.push(commit_one(&trees, &mut cache, &mut log, report, prepared, *pointer)?);
                 }
                 for cached in cache.values().flatten() {
                     if cached.current != cached.stored {
@@ -167,6 +174,7 @@ fn commit_one(
     log: &mut audit::Appender,
     report: &IncomingReport,
     prepared: &Prepared,
+    pointer: envelopes::Pointer,
 ) -> TxResult<Result<CommitOutcome, CommitReportError>> {
     let device_id = report.device_id;
     let cached = match cache.get_mut(&device_id) {
@@ -196,7 +204,9 @@ fn commit_one(
     if report.seq <= device.last_seq {
         // Sees this group's own writes: a resend within the group is a duplicate.
         let stored: Option<StoredEnvelope> = match trees.reports.get(prepared.key)? {
-            Some(stored) => Some(decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0),
+            Some(stored) => {
+                Some(trees.store.decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0)
+            }
             None => None,
         };
         return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, device.last_seq));
@@ -228,7 +238,7 @@ fn commit_one(
     // The report's own record names its event, in place of a history index
     // entry: one insert fewer per report.
     let audit_seq = log.append_unindexed(prepared.event.clone());
-    trees.reports.insert(prepared.key.as_slice(), report_record(audit_seq, &prepared.envelope))?;
+    trees.reports.insert(prepared.key.as_slice(), report_record(audit_seq, pointer))?;
     // Changes IG must see (a disk gone, encryption lost) are audit events of
     // their own, in the same transaction.
     for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {

@@ -5,10 +5,13 @@
 //! - `devices`: device id (16 bytes) → [`DeviceRecord`];
 //! - `idx_hostname`, `idx_serial`: `lowercase(key) 0x00 device id` → empty,
 //!   updated in the same transaction as the device record;
-//! - `reports`: device id ‖ seq (big-endian u64) → [`StoredEnvelope`], since
-//!   audit groups prefixed with `0xC1` (a byte MessagePack never uses) and
-//!   the sequence number of its `report_accepted` audit event (big-endian
-//!   u64), which `device history` reads instead of an index entry per report;
+//! - `reports`: device id ‖ seq (big-endian u64) → the report's record:
+//!   `0xC2` (a byte MessagePack never uses), the sequence number of its
+//!   `report_accepted` audit event (big-endian u64, which `device history`
+//!   reads instead of an index entry per report), and a pointer to its
+//!   [`StoredEnvelope`]'s encoding in the envelope log (`envelopes.rs`).
+//!   Records written earlier in this tree hold the encoding itself, after
+//!   `0xC1` and the audit sequence number, or alone;
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
 //! - `meta`: the schema version;
 //! - `inventory_latest`, `inventory_changes`: inventory history (see [`inventory`]).
@@ -25,6 +28,7 @@ mod audit;
 mod commit;
 mod custody;
 mod disposal;
+mod envelopes;
 pub mod inventory;
 mod lifecycle;
 mod records;
@@ -202,6 +206,8 @@ pub enum CommitReportError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Stored reports' envelopes (see `envelopes.rs`).
+    envelopes: envelopes::EnvelopeLog,
     devices: sled::Tree,
     idx_hostname: sled::Tree,
     idx_serial: sled::Tree,
@@ -261,6 +267,7 @@ impl Store {
             idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
             idx_facets: db.open_tree("idx_facets")?,
             gate: Arc::default(),
+            envelopes: envelopes::EnvelopeLog::open(path)?,
             db,
         };
         store.build_facet_index_if_missing()?;
@@ -530,7 +537,7 @@ impl Store {
     pub fn report(&self, device_id: DeviceId, seq: u64) -> Result<Option<StoredEnvelope>, StoreError> {
         self.reports
             .get(report_key(device_id, seq))?
-            .map(|bytes| decode_report_record(&bytes).map(|(envelope, _)| envelope))
+            .map(|bytes| self.decode_report_record(&bytes).map(|(envelope, _)| envelope))
             .transpose()
     }
 
@@ -545,7 +552,7 @@ impl Store {
                         tree: "reports",
                         error: "key is not 24 bytes".to_owned(),
                     })?);
-                Ok((seq, decode_report_record(&value)?.0))
+                Ok((seq, self.decode_report_record(&value)?.0))
             })
             .collect()
     }
@@ -662,25 +669,30 @@ fn id_from_index_key(key: &[u8]) -> Result<DeviceId, StoreError> {
     Ok(DeviceId::from_bytes(bytes))
 }
 
-/// The first byte of a report record that carries its audit event's
-/// sequence number: never the first byte of a MessagePack value.
+/// The first byte of a report record holding its audit event's sequence
+/// number and its envelope's encoding: never the first byte of a
+/// MessagePack value. Read, no longer written.
 const REPORT_WITH_AUDIT_SEQ: u8 = 0xC1;
 
-/// A report record: the envelope's encoding, after the sequence number of
-/// the `report_accepted` event that records it.
-fn report_record(audit_seq: u64, envelope: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(9 + envelope.len());
-    value.push(REPORT_WITH_AUDIT_SEQ);
+/// The first byte of a report record holding its audit event's sequence
+/// number and a pointer into the envelope log.
+const REPORT_IN_LOG: u8 = 0xC2;
+
+/// A report's record: its audit event's sequence number and where its
+/// envelope's encoding is in the envelope log.
+fn report_record(audit_seq: u64, pointer: envelopes::Pointer) -> Vec<u8> {
+    let mut value = Vec::with_capacity(21);
+    value.push(REPORT_IN_LOG);
     value.extend_from_slice(&audit_seq.to_be_bytes());
-    value.extend_from_slice(envelope);
+    value.extend_from_slice(&pointer.to_bytes());
     value
 }
 
 /// The audit sequence number a report record carries (none in records
-/// written before it did), without decoding the envelope.
+/// written before they did), without reading the envelope.
 fn report_record_audit_seq(value: &[u8]) -> Result<Option<u64>, StoreError> {
     match value.split_first() {
-        Some((&REPORT_WITH_AUDIT_SEQ, rest)) => {
+        Some((&(REPORT_WITH_AUDIT_SEQ | REPORT_IN_LOG), rest)) => {
             let seq: [u8; 8] = rest.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| StoreError::Decode {
                 tree: "reports",
                 error: "report record shorter than its audit sequence number".to_owned(),
@@ -691,11 +703,26 @@ fn report_record_audit_seq(value: &[u8]) -> Result<Option<u64>, StoreError> {
     }
 }
 
-/// A report record's envelope and audit sequence number (if it has one).
-fn decode_report_record(value: &[u8]) -> Result<(StoredEnvelope, Option<u64>), StoreError> {
-    let audit_seq = report_record_audit_seq(value)?;
-    let envelope = if audit_seq.is_some() { &value[9..] } else { value };
-    Ok((decode::<VersionedEnvelope>("reports", envelope)?.into(), audit_seq))
+impl Store {
+    /// A report record's envelope (read from the envelope log if it is
+    /// there) and audit sequence number (if it has one).
+    fn decode_report_record(&self, value: &[u8]) -> Result<(StoredEnvelope, Option<u64>), StoreError> {
+        let audit_seq = report_record_audit_seq(value)?;
+        let from_log;
+        let encoded = match value.first() {
+            Some(&REPORT_IN_LOG) => {
+                let pointer = envelopes::Pointer::from_bytes(&value[9..]).ok_or_else(|| StoreError::Decode {
+                    tree: "reports",
+                    error: "report record's envelope pointer is not 12 bytes".to_owned(),
+                })?;
+                from_log = self.envelopes.read(pointer)?;
+                from_log.as_slice()
+            }
+            Some(&REPORT_WITH_AUDIT_SEQ) => &value[9..],
+            _ => value,
+        };
+        Ok((decode::<VersionedEnvelope>("reports", encoded)?.into(), audit_seq))
+    }
 }
 
 fn report_key(device_id: DeviceId, seq: u64) -> [u8; 24] {

@@ -188,16 +188,23 @@ fn a_devices_history_includes_report_events_named_by_report_records() {
         .collect();
     assert!(reports.iter().all(|(seq, ..)| !indexed.contains(seq)), "{indexed:?}");
 
-    // A report record from before records named their events: no prefix,
-    // and an index entry instead. It still reads, and its event is listed once.
-    let key = crate::store::report_key(pc, 2);
-    let before = store.report(pc, 2).unwrap().unwrap();
-    let record = store.reports.get(key).unwrap().unwrap();
-    let audit_seq = crate::store::report_record_audit_seq(&record).unwrap().unwrap();
-    store.reports.insert(key, &record[9..]).unwrap();
-    store.audit.insert(device_key(pc, audit_seq), &[]).unwrap();
-    assert_eq!(crate::store::report_record_audit_seq(&store.reports.get(key).unwrap().unwrap()).unwrap(), None);
-    assert_eq!(store.report(pc, 2).unwrap().unwrap(), before);
-    assert_eq!(store.reports(pc).unwrap()[1], (2, before));
+    // The two earlier forms of a report record: the envelope's encoding
+    // alone (with an index entry for its event instead), and after 0xC1 and
+    // the audit seq. Both still read, and each event is listed once.
+    let encoded = |seq: u64| {
+        crate::store::encode(&crate::store::records::VersionedEnvelope::V1(store.report(pc, seq).unwrap().unwrap()))
+    };
+    let (key2, key3) = (crate::store::report_key(pc, 2), crate::store::report_key(pc, 3));
+    let (before2, before3) = (store.report(pc, 2).unwrap().unwrap(), store.report(pc, 3).unwrap().unwrap());
+    let seq2 = crate::store::report_record_audit_seq(&store.reports.get(key2).unwrap().unwrap()).unwrap().unwrap();
+    let seq3 = crate::store::report_record_audit_seq(&store.reports.get(key3).unwrap().unwrap()).unwrap().unwrap();
+    let (plain, with_seq) = (encoded(2), [[0xC1].as_slice(), &seq3.to_be_bytes(), &encoded(3)].concat());
+    store.reports.insert(key2, plain).unwrap();
+    store.audit.insert(device_key(pc, seq2), &[]).unwrap();
+    store.reports.insert(key3, with_seq).unwrap();
+    assert_eq!(crate::store::report_record_audit_seq(&store.reports.get(key2).unwrap().unwrap()).unwrap(), None);
+    assert_eq!(store.report(pc, 2).unwrap().unwrap(), before2);
+    assert_eq!(store.report(pc, 3).unwrap().unwrap(), before3);
+    assert_eq!(store.reports(pc).unwrap()[1..], [(2, before2), (3, before3)]);
     assert_eq!(kinds(&store.device_events(pc).unwrap()), history);
 }
