@@ -1,11 +1,12 @@
 //! Report intake with group commit.
 //!
-//! Handlers verify reports in parallel and hand them to one committer thread.
-//! The committer takes every batch that is waiting, writes them all, makes
-//! them durable with a single flush, and only then answers each handler. Under
-//! load, reports that arrive while a flush is running share the next one, so
-//! the cost of an fsync is spread over many acknowledgements. The writes
-//! themselves are one store transaction per group, not one per report.
+//! Handlers verify and prepare reports in parallel and hand them to one
+//! committer thread. The committer takes every batch that is waiting, writes
+//! them all (the envelopes to the store's envelope log, synced, then one
+//! store transaction for the group), makes them durable with a single flush,
+//! and only then answers each handler. Under load, reports that arrive while
+//! a flush is running share the next one, so the cost of each sync is spread
+//! over many acknowledgements.
 
 use std::thread;
 

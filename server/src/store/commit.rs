@@ -4,8 +4,10 @@
 //! together. One transaction per group instead of one per report saves sled's
 //! per-transaction work, the audit frontier is read and written once per
 //! group, and each device's record is decoded and written once however many
-//! of its reports the group holds. Each report keeps the outcome it would
-//! have had if committed alone, in order.
+//! of its reports the group holds. The group's envelopes are appended to the
+//! envelope log, and synced, before the transaction that points at them.
+//! Each report keeps the outcome it would have had if committed alone, in
+//! order.
 
 use std::collections::HashMap;
 
