@@ -11,13 +11,14 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::time::Instant;
 
-use custodian_proto::envelope::{REPORT_PAYLOAD_TYPE, sign};
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
 use custodian_server::intake::Intake;
-use custodian_server::store::{IncomingReport, ReportContent, Store, StoredEnvelope, TokenRecord};
+use custodian_server::store::{IncomingReport, Store, TokenRecord};
 use ed25519_dalek::SigningKey;
 use prost::Message;
 
@@ -71,8 +72,7 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-/// A report of about `PAYLOAD_BYTES`, as the handler hands it to the intake
-/// (the store does not check signatures; the signature is real anyway).
+/// A report of about `PAYLOAD_BYTES`, as the handler hands it to the intake.
 fn report(key: &SigningKey, device_id: DeviceId, i: usize, seq: u64) -> IncomingReport {
     let report = pb::Report {
         device_id: device_id.to_string(),
@@ -86,25 +86,7 @@ fn report(key: &SigningKey, device_id: DeviceId, i: usize, seq: u64) -> Incoming
     // Pad like the end-to-end bench: one unknown length-delimited field.
     let padding = vec![b'x'; PAYLOAD_BYTES.saturating_sub(payload.len() + 5)];
     prost::encoding::bytes::encode(15_000, &padding, &mut payload);
-    let envelope = sign(key, REPORT_PAYLOAD_TYPE, payload);
-    IncomingReport {
-        device_id,
-        seq,
-        hostname: format!("pc-{i}"),
-        serial: None,
-        vendor: None,
-        model: None,
-        envelope: StoredEnvelope {
-            payload: envelope.payload,
-            payload_type: envelope.payload_type,
-            signature: envelope.signature,
-            received_at_ms: 3,
-        },
-        content: ReportContent::Inventory {
-            inventory: Box::new(report.inventory.clone().unwrap_or_default()),
-            sha256: [7; 32],
-        },
-    }
+    common::incoming(key, &report, payload, None)
 }
 
 fn main() {

@@ -9,16 +9,15 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::type_complexity)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use custodian_proto::envelope::{REPORT_PAYLOAD_TYPE, sign};
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
 use custodian_server::grpc::{DEFAULT_PAGE_SIZE, list_devices_page};
 use custodian_server::lifecycle::LifecycleState;
-use custodian_server::store::{
-    DeviceFacets, DeviceRecord, IncomingReport, NewDevice, ReportContent, Store, StoredEnvelope, TokenRecord,
-};
+use custodian_server::store::{DeviceFacets, DeviceRecord, NewDevice, Store, TokenRecord};
 use ed25519_dalek::SigningKey;
 use prost::Message;
 
@@ -121,25 +120,7 @@ fn main() {
             }),
             heartbeat: None,
         };
-        let envelope = sign(&key, REPORT_PAYLOAD_TYPE, report.encode_to_vec());
-        let incoming = IncomingReport {
-            device_id,
-            seq: 1,
-            hostname: hostname.clone(),
-            serial: Some(serial.clone()),
-            vendor: None,
-            model: None,
-            envelope: StoredEnvelope {
-                payload: envelope.payload,
-                payload_type: envelope.payload_type,
-                signature: envelope.signature,
-                received_at_ms: 3,
-            },
-            content: ReportContent::Inventory {
-                inventory: Box::new(report.inventory.clone().unwrap_or_default()),
-                sha256: [0; 32],
-            },
-        };
+        let incoming = common::incoming(&key, &report, report.encode_to_vec(), Some(serial.clone()));
         store.commit_report(&incoming).unwrap().unwrap();
         enrolled.push((device_id, hostname, serial, format!("NHS-{i:07}"), mac));
     }
