@@ -18,7 +18,6 @@ use std::collections::HashSet;
 
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -212,22 +211,14 @@ impl Store {
             .collect()
     }
 
-    /// The storage devices of the device's latest inventory (empty when it
-    /// has not reported).
+    /// The storage devices of the device's latest full inventory (empty when
+    /// it has sent none). Heartbeats carry no inventory, so the latest report
+    /// is not the place to look.
     pub fn latest_storage(&self, device: &DeviceRecord) -> Result<Vec<pb::StorageDevice>, StoreError> {
-        if device.last_seq == 0 {
-            return Ok(Vec::new());
+        match self.latest_inventory(device.device_id)? {
+            Some(latest) => Ok(latest.decode()?.storage),
+            None => Ok(Vec::new()),
         }
-        // The latest *report*: attestations share the sequence, so walk back.
-        let prefix = device.device_id.as_bytes();
-        let Some(entry) = self.reports.scan_prefix(prefix).next_back() else {
-            return Ok(Vec::new());
-        };
-        let (_, bytes) = entry?;
-        let envelope: StoredEnvelope = self.decode_report_record(&bytes)?.0;
-        let report = pb::Report::decode(envelope.payload.as_slice())
-            .map_err(|e| StoreError::Decode { tree: "reports", error: e.to_string() })?;
-        Ok(report.inventory.map(|i| i.storage).unwrap_or_default())
     }
 
     /// For each disk in the device's latest inventory: its serial and the

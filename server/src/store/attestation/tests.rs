@@ -5,6 +5,7 @@ use custodian_proto::identity::DeviceId;
 
 use super::*;
 use crate::store::test_support::{enroll, envelope, report_with_disks, temp_store};
+use crate::store::{IncomingReport, ReportContent};
 
 fn attestation(
     signer: DeviceId,
@@ -116,4 +117,27 @@ fn attestations_from_unknown_or_revoked_devices_are_refused() {
         store.commit_attestation(&attestation(pc, 1, "S", Some(pc), true)).unwrap(),
         Err(CommitReportError::Revoked(pc))
     );
+}
+
+#[test]
+fn disks_stay_matched_after_a_heartbeat() {
+    // An unchanged machine sends heartbeats, which carry no inventory: its
+    // disks are those of its latest full inventory, not of its latest report.
+    let (_dir, store) = temp_store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    let first = report_with_disks(pc, 1, &["S1"]);
+    let ReportContent::Inventory { sha256, .. } = first.content else { unreachable!() };
+    store.commit_report(&report_with_disks(pc, 1, &["S1"])).unwrap().unwrap();
+    store.commit_attestation(&attestation(pc, 2, "S1", Some(pc), true)).unwrap().unwrap();
+    let heartbeat = IncomingReport {
+        content: ReportContent::Heartbeat { inventory_sha256: sha256 },
+        envelope: envelope(b"heartbeat 3".to_vec(), custodian_proto::envelope::REPORT_PAYLOAD_TYPE, 3),
+        ..report_with_disks(pc, 3, &[])
+    };
+    assert_eq!(store.commit_report(&heartbeat).unwrap(), Ok(CommitOutcome::Accepted));
+    let coverage = store.wipe_coverage(pc).unwrap();
+    assert_eq!(coverage.len(), 1, "{coverage:?}");
+    assert_eq!(coverage[0].serial.as_deref(), Some("S1"));
+    assert!(coverage[0].passed.is_some());
+    assert!(store.unmatched_attestations().unwrap().is_empty(), "S1 is still this machine's disk");
 }
