@@ -45,6 +45,8 @@ pub struct Prepared {
     macs: Vec<String>,
     /// A full inventory's encoding, for `inventory_latest`.
     inventory: Option<Vec<u8>>,
+    /// A full inventory's encryption verdict, for the device record.
+    verdict: Option<super::InventoryVerdict>,
     /// Its `report_accepted` event, sequence number not yet assigned.
     event: AuditEvent,
 }
@@ -52,11 +54,13 @@ pub struct Prepared {
 impl Prepared {
     /// Prepares `report` for [`Store::commit_prepared`].
     pub fn new(report: &IncomingReport) -> Self {
-        let (macs, inventory) = match &report.content {
-            ReportContent::Inventory { inventory, .. } => {
-                (lifecycle::macs_in_inventory(inventory), Some(inventory.encode_to_vec()))
-            }
-            ReportContent::Heartbeat { .. } => (Vec::new(), None),
+        let (macs, inventory, verdict) = match &report.content {
+            ReportContent::Inventory { inventory, .. } => (
+                lifecycle::macs_in_inventory(inventory),
+                Some(inventory.encode_to_vec()),
+                Some(super::InventoryVerdict::of(inventory, report.envelope.received_at_ms)),
+            ),
+            ReportContent::Heartbeat { .. } => (Vec::new(), None, None),
         };
         let mut event = AuditEvent::new(
             report.envelope.received_at_ms,
@@ -68,7 +72,7 @@ impl Prepared {
         event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
         let envelope =
             rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope)).expect("records always serialise");
-        Self { key: report_key(report.device_id, report.seq), envelope, macs, inventory, event }
+        Self { key: report_key(report.device_id, report.seq), envelope, macs, inventory, verdict, event }
     }
 }
 
@@ -225,8 +229,8 @@ fn commit_one(
     device.last_seq = report.seq;
     device.n_reports += 1;
     device.last_seen_ms = Some(report.envelope.received_at_ms);
-    if let ReportContent::Inventory { inventory, .. } = &report.content {
-        device.inventory_verdict = Some(super::InventoryVerdict::of(inventory, report.envelope.received_at_ms));
+    if let ReportContent::Inventory { .. } = report.content {
+        device.inventory_verdict.clone_from(&prepared.verdict);
         device.hostname.clone_from(&report.hostname);
         if report.serial.is_some() {
             device.serial.clone_from(&report.serial);
