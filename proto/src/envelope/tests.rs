@@ -242,3 +242,79 @@ fn verify_many_refuses_small_order_forgeries_hidden_among_good_envelopes() {
         }
     }
 }
+
+/// A signature whose `R` has the given encoding and whose `S` is canonical:
+/// only the encoding checks judge it.
+fn signature_with_r(r: [u8; 32]) -> Signature {
+    let mut bytes = [0u8; 64];
+    bytes[..32].copy_from_slice(&r);
+    bytes[32] = 1;
+    Signature::from_bytes(&bytes)
+}
+
+#[test]
+fn every_small_order_encoding_is_refused_before_batching() {
+    // The table stands in for decompressing R: each of its entries must
+    // decompress to a point of small order, and each must be refused.
+    let encodings = small_order_encodings();
+    for r in encodings {
+        let point = curve25519_dalek::edwards::CompressedEdwardsY(*r).decompress().expect("on the curve");
+        assert!(point.is_small_order(), "{r:02x?}");
+        assert!(!strictly_encoded(&signature_with_r(*r)), "{r:02x?}");
+    }
+    // The points of small order have five distinct y values (±1, 0 and the
+    // two of the points of order 8), each with both sign bits.
+    let distinct: std::collections::BTreeSet<[u8; 32]> = encodings.iter().copied().collect();
+    assert_eq!(distinct.len(), 10);
+}
+
+#[test]
+fn the_encoding_check_agrees_with_decompressing_r() {
+    // For y < p, "in the table" must mean exactly "decompresses to a point of
+    // small order". Random points of large order and random byte strings
+    // (about half of which are not on the curve) are all let through to the
+    // batch equation; none decompresses to a small-order point.
+    use rand::RngCore;
+    let mut rng = rand::thread_rng();
+    for i in 0..2000u32 {
+        let r = if i % 2 == 0 {
+            let mut wide = [0u8; 64];
+            rng.fill_bytes(&mut wide);
+            (curve25519_dalek::constants::ED25519_BASEPOINT_POINT * Scalar::from_bytes_mod_order_wide(&wide))
+                .compress()
+                .to_bytes()
+        } else {
+            let mut bytes = [0u8; 32];
+            rng.fill_bytes(&mut bytes);
+            bytes[31] &= 0x7f;
+            bytes
+        };
+        let small = curve25519_dalek::edwards::CompressedEdwardsY(r).decompress().is_some_and(|p| p.is_small_order());
+        assert_eq!(strictly_encoded(&signature_with_r(r)), !small, "{r:02x?}");
+    }
+}
+
+#[test]
+fn verify_many_refuses_every_small_order_r_and_an_r_off_the_curve() {
+    let key = key(12);
+    let verifying = key.verifying_key();
+    let mut off_curve = [0u8; 32];
+    off_curve[0] = (2u8..)
+        .find(|y| {
+            let mut r = [0u8; 32];
+            r[0] = *y;
+            curve25519_dalek::edwards::CompressedEdwardsY(r).decompress().is_none()
+        })
+        .expect("some small y is not on the curve");
+    let bad_rs: Vec<[u8; 32]> = small_order_encodings().iter().copied().chain([off_curve]).collect();
+    for r in bad_rs {
+        let mut envelopes: Vec<SignedEnvelope> =
+            (0..4).map(|i| sign(&key, REPORT_PAYLOAD_TYPE, format!("report {i}").into_bytes())).collect();
+        envelopes.insert(2, small_order_r_envelope(&key, b"forged", r));
+        let items: Vec<(&VerifyingKey, &SignedEnvelope)> = envelopes.iter().map(|e| (&verifying, e)).collect();
+        let expected: Vec<Result<(), VerifyEnvelopeError>> =
+            (0..5).map(|i| if i == 2 { Err(VerifyEnvelopeError::BadSignature) } else { Ok(()) }).collect();
+        assert_eq!(verify_each(&items), expected, "{r:02x?}");
+        assert_eq!(verify_many(&items, REPORT_PAYLOAD_TYPE), expected, "{r:02x?}");
+    }
+}
