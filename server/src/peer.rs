@@ -8,6 +8,8 @@ use custodian_proto::identity::{DeviceId, Identity, OperatorName, Role};
 use tonic::{Request, Status};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use crate::tls::{ClientCertificate, Peer};
+
 /// The calling operator.
 #[derive(Debug, Clone)]
 pub struct Operator {
@@ -24,13 +26,23 @@ impl Operator {
     }
 }
 
-/// Reads the caller's identity from its verified client certificate.
+/// Reads the caller's identity from its verified client certificate (as
+/// read once per connection, see [`ClientCertificate`]).
 pub fn peer_identity<T>(req: &Request<T>) -> Result<Identity, Status> {
-    let certs = req
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("a client certificate issued by the Custodian CA is required"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate presented"))?;
-    identity_from_der(leaf).ok_or_else(|| Status::unauthenticated("the client certificate names no Custodian identity"))
+    match req.extensions().get::<Peer>().map(|peer| &peer.client) {
+        None | Some(ClientCertificate::Absent) => {
+            Err(Status::unauthenticated("a client certificate issued by the Custodian CA is required"))
+        }
+        Some(ClientCertificate::Unrecognised) => {
+            Err(Status::unauthenticated("the client certificate names no Custodian identity"))
+        }
+        Some(ClientCertificate::Identity(identity)) => Ok(identity.clone()),
+    }
+}
+
+/// The caller's address, for logs.
+pub fn remote_addr<T>(req: &Request<T>) -> Option<std::net::SocketAddr> {
+    req.extensions().get::<Peer>().map(|peer| peer.remote_addr)
 }
 
 /// The identity URI in a DER certificate, if it holds exactly one of ours.

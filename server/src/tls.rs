@@ -11,10 +11,12 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
+use custodian_proto::identity::Identity;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -57,7 +59,7 @@ pub fn server_config(data_dir: &DataDir) -> anyhow::Result<rustls::ServerConfig>
 /// concurrently, so one slow client never holds up the others; failed
 /// handshakes are logged and dropped.
 pub struct Incoming {
-    rx: mpsc::Receiver<TlsStream<TcpStream>>,
+    rx: mpsc::Receiver<PeerStream>,
     accept_task: JoinHandle<()>,
 }
 
@@ -86,10 +88,10 @@ impl Incoming {
     }
 }
 
-async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream, addr: SocketAddr, tx: mpsc::Sender<TlsStream<TcpStream>>) {
+async fn handshake(acceptor: TlsAcceptor, tcp: TcpStream, addr: SocketAddr, tx: mpsc::Sender<PeerStream>) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
-            let _ = tx.send(tls).await;
+            let _ = tx.send(PeerStream::new(tls, addr)).await;
         }
         Ok(Err(e)) => debug!(%addr, error = %e, "TLS handshake failed"),
         Err(_) => debug!(%addr, "TLS handshake timed out"),
@@ -103,9 +105,97 @@ impl Drop for Incoming {
 }
 
 impl tokio_stream::Stream for Incoming {
-    type Item = io::Result<TlsStream<TcpStream>>;
+    type Item = io::Result<PeerStream>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx).map(|conn| conn.map(Ok))
+    }
+}
+
+/// What a connection's client certificate says about who is calling, read
+/// once when the handshake completes. tonic puts it in the extensions of
+/// every request on the connection, where [`crate::peer`] finds it; parsing
+/// the certificate on every call instead cost a few microseconds each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// The client presented no certificate (allowed for `Enroll` and health).
+    Absent,
+    /// A certificate that rustls verified against the CA, but that does not
+    /// name exactly one Custodian identity.
+    Unrecognised,
+    /// A verified certificate naming this identity.
+    Identity(Identity),
+}
+
+impl ClientCertificate {
+    /// Reads the identity from the leaf of a verified chain, if there is one.
+    pub fn of(chain: Option<&[CertificateDer<'_>]>) -> Self {
+        match chain.and_then(<[_]>::first) {
+            None => Self::Absent,
+            Some(leaf) => crate::peer::identity_from_der(leaf).map_or(Self::Unrecognised, Self::Identity),
+        }
+    }
+}
+
+/// Who is at the other end of a connection, as tonic hands it to every
+/// request on it (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// What its certificate says.
+    pub client: ClientCertificate,
+}
+
+/// A server TLS connection together with its [`Peer`].
+pub struct PeerStream {
+    tls: TlsStream<TcpStream>,
+    peer: Peer,
+}
+
+impl PeerStream {
+    fn new(tls: TlsStream<TcpStream>, remote_addr: SocketAddr) -> Self {
+        let client = ClientCertificate::of(tls.get_ref().1.peer_certificates());
+        Self { tls, peer: Peer { remote_addr, client } }
+    }
+}
+
+impl tonic::transport::server::Connected for PeerStream {
+    type ConnectInfo = Peer;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for PeerStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tls.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tls).poll_shutdown(cx)
     }
 }

@@ -20,7 +20,7 @@ const MAX_SERIAL_LEN: usize = 128;
 #[tonic::async_trait]
 impl pb::enrollment_server::Enrollment for EnrollmentService {
     async fn enroll(&self, req: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
-        let remote = req.remote_addr();
+        let remote = crate::peer::remote_addr(&req);
         let req = req.into_inner();
         let hostname = req.hostname.trim();
         if hostname.is_empty() || hostname.len() > MAX_HOSTNAME_LEN {
