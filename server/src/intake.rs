@@ -40,9 +40,13 @@ pub enum IntakeError {
     Stopped,
 }
 
+/// What the committer does with a batch's result once it is durable (or
+/// has failed): answer whoever is waiting for it.
+type Reply = Box<dyn FnOnce(Result<BatchOutcome, IntakeError>) + Send>;
+
 struct Job {
     reports: Vec<(IncomingReport, Prepared)>,
-    reply: oneshot::Sender<Result<BatchOutcome, IntakeError>>,
+    reply: Reply,
 }
 
 /// The handle handlers submit verified reports through.
@@ -70,6 +74,40 @@ impl Intake {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
+        let (reply, rx) = oneshot::channel();
+        let job = Job::new(reports, move |res| {
+            // The handler may have gone (its client hung up); nothing to do.
+            let _ = reply.send(res);
+        });
+        self.tx.send(job).await.map_err(|_| IntakeError::Stopped)?;
+        rx.await.map_err(|_| IntakeError::Stopped)?
+    }
+
+    /// Commits `reports` (one device's, in order) as [`Intake::accept`]
+    /// does, from a thread outside the async runtime (the verifier's), and
+    /// calls `reply` with the result once they are durable, on the
+    /// committer's thread. Blocks while the committer's queue is full.
+    pub fn submit(
+        &self,
+        reports: Vec<IncomingReport>,
+        reply: impl FnOnce(Result<BatchOutcome, IntakeError>) + Send + 'static,
+    ) {
+        if reports.is_empty() {
+            reply(Ok(Vec::new()));
+            return;
+        }
+        if let Err(refused) = self.tx.blocking_send(Job::new(reports, reply)) {
+            (refused.0.reply)(Err(IntakeError::Stopped));
+        }
+    }
+}
+
+impl Job {
+    /// Prepares `reports`, here on the caller's thread.
+    fn new(
+        reports: Vec<IncomingReport>,
+        reply: impl FnOnce(Result<BatchOutcome, IntakeError>) + Send + 'static,
+    ) -> Self {
         let reports = reports
             .into_iter()
             .map(|report| {
@@ -77,9 +115,7 @@ impl Intake {
                 (report, prepared)
             })
             .collect();
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { reports, reply }).await.map_err(|_| IntakeError::Stopped)?;
-        rx.await.map_err(|_| IntakeError::Stopped)?
+        Self { reports, reply: Box::new(reply) }
     }
 }
 
@@ -108,7 +144,7 @@ fn run_committer(store: &Store, mut rx: mpsc::Receiver<Job>) {
                 (Err(e), _) => Err(IntakeError::Flush(e.to_string())),
                 (Ok(()), Err(e)) => Err(IntakeError::Store(e)),
             };
-            let _ = job.reply.send(res);
+            (job.reply)(res);
         }
     }
 }
@@ -135,3 +171,6 @@ fn commit_group(store: &Store, jobs: &[Job]) -> Vec<Result<BatchOutcome, StoreEr
 fn pairs(job: &Job) -> Vec<(&IncomingReport, &Prepared)> {
     job.reports.iter().map(|(report, prepared)| (report, prepared)).collect()
 }
+
+#[cfg(test)]
+mod tests;

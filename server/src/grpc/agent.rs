@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use super::Shared;
+use crate::intake::{BatchOutcome, IntakeError};
 use crate::peer::peer_device;
 use crate::store::{CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
 
@@ -238,6 +239,47 @@ pub(super) fn to_pb_result(
     }
 }
 
+/// Each envelope's verification (its report's sequence number, or why it
+/// was refused), in order, and the commit's outcome for the verified ones.
+type VerifiedAndCommitted = (Vec<Result<u64, VerifyReportError>>, Result<BatchOutcome, IntakeError>);
+
+/// Checks a call's report envelopes and commits the verified ones. The
+/// verifier thread decodes and prepares them itself and hands them straight
+/// to the committer, whose thread answers here once they are durable: the
+/// handler is woken once, not once after the check and again after the
+/// commit (each wake costs the connection's task a poll).
+async fn verify_and_commit(
+    shared: &Shared,
+    device_id: DeviceId,
+    key: VerifyingKey,
+    envelopes: Vec<pb::SignedEnvelope>,
+) -> Result<VerifiedAndCommitted, Status> {
+    let now = custodian_proto::now_ms();
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let intake = shared.intake.clone();
+    shared
+        .verifier
+        .check_then(key, envelopes, move |checked| {
+            let mut verified = Vec::with_capacity(checked.len());
+            let mut reports = Vec::with_capacity(checked.len());
+            for (envelope, result) in checked {
+                match result.map_err(VerifyReportError::from).and_then(|()| decode_report(device_id, envelope, now)) {
+                    Ok(report) => {
+                        verified.push(Ok(report.seq));
+                        reports.push(report);
+                    }
+                    Err(e) => verified.push(Err(e)),
+                }
+            }
+            intake.submit(reports, move |committed| {
+                // The handler may have gone (its client hung up); nothing to do.
+                let _ = reply.send((verified, committed));
+            });
+        })
+        .await?;
+    rx.await.map_err(|_| Status::from(IntakeError::Stopped))
+}
+
 #[tonic::async_trait]
 impl pb::agent_server::Agent for AgentService {
     async fn submit_reports(
@@ -260,13 +302,13 @@ impl pb::agent_server::Agent for AgentService {
             let results = super::attestation::submit_in_order(shared, &device, &key, envelopes).await?;
             return Ok(Response::new(pb::SubmitReportsResponse { results }));
         }
-        let now = custodian_proto::now_ms();
-        let mut results: Vec<Option<pb::EnvelopeResult>> = Vec::with_capacity(envelopes.len());
-        let mut verified = Vec::with_capacity(envelopes.len());
-        for (envelope, checked) in shared.verifier.check(key, envelopes).await? {
-            match checked.map_err(VerifyReportError::from).and_then(|()| decode_report(device_id, envelope, now)) {
-                Ok(report) => {
-                    verified.push(report);
+        let (verified, outcomes) = verify_and_commit(shared, device_id, key, envelopes).await?;
+        let mut results: Vec<Option<pb::EnvelopeResult>> = Vec::with_capacity(verified.len());
+        let mut seqs = Vec::with_capacity(verified.len());
+        for checked in verified {
+            match checked {
+                Ok(seq) => {
+                    seqs.push(seq);
                     results.push(None);
                 }
                 Err(e) => {
@@ -275,13 +317,12 @@ impl pb::agent_server::Agent for AgentService {
                 }
             }
         }
-        if verified.is_empty() {
-            // Nothing reaches the commit, which is where a cached key's device
+        if seqs.is_empty() {
+            // Nothing reached the commit, which is where a cached key's device
             // is checked; refuse unknown and revoked devices here instead.
             active_device(shared, device_id)?;
         }
-        let seqs: Vec<u64> = verified.iter().map(|r| r.seq).collect();
-        let outcomes = shared.intake.accept(verified).await?;
+        let outcomes = outcomes?;
         for outcome in &outcomes {
             match outcome {
                 Err(CommitReportError::Revoked(_)) => {

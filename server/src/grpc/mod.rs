@@ -17,7 +17,7 @@ mod lifecycle;
 mod operator;
 mod rollout;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,17 +8,17 @@ use custodian_proto::v1 as pb;
 use crate::store::{DeviceKind, DeviceRecord, IncomingReport, ReportContent, Store, StoredEnvelope, TokenRecord};
 
 /// A time well after every fixture's enrolment, Unix ms.
-pub(super) const NOW: i64 = 1_800_000_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000_000;
 
 /// A store in a fresh temporary directory (kept alive by the returned guard).
-pub(super) fn temp_store() -> (tempfile::TempDir, Store) {
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let store = Store::open(&dir.path().join("store")).expect("open a new store");
     (dir, store)
 }
 
 /// Enrols a workstation (`staged`) through a fresh token and returns its id.
-pub(super) fn enroll(store: &Store, hostname: &str) -> DeviceId {
+pub(crate) fn enroll(store: &Store, hostname: &str) -> DeviceId {
     let token_hash = rand::random::<[u8; 32]>();
     let token = TokenRecord {
         created_at_ms: 1,
@@ -36,7 +36,7 @@ pub(super) fn enroll(store: &Store, hostname: &str) -> DeviceId {
 
 /// A full-inventory report listing one disk, `sda`, with one data volume,
 /// `sda2`, encrypted or not, that arrived at `received_at_ms`.
-pub(super) fn inventory_report(device_id: DeviceId, seq: u64, received_at_ms: i64, encrypted: bool) -> IncomingReport {
+pub(crate) fn inventory_report(device_id: DeviceId, seq: u64, received_at_ms: i64, encrypted: bool) -> IncomingReport {
     let state = if encrypted { pb::EncryptionState::Encrypted } else { pb::EncryptionState::NotEncrypted };
     let inventory = pb::Inventory {
         hostname: "ward-pc".to_owned(),

@@ -50,3 +50,23 @@ async fn another_devices_key_fails_every_envelope_of_the_call() {
     assert!(checked.iter().all(|(_, result)| result == &Err(VerifyEnvelopeError::BadSignature)), "{checked:?}");
     assert!(verifier.check(key(2).verifying_key(), Vec::new()).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn check_then_hands_the_results_to_the_closure_on_the_verifier_thread() {
+    let verifier = Verifier::start();
+    let mut envelopes: Vec<pb::SignedEnvelope> =
+        (0..3).map(|i| sign(&key(5), REPORT_PAYLOAD_TYPE, format!("report {i}").into_bytes())).collect();
+    envelopes[1].payload[0] ^= 1;
+    let (tx, rx) = oneshot::channel();
+    verifier
+        .check_then(key(5).verifying_key(), envelopes, move |checked| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            let results: Vec<_> = checked.into_iter().map(|(_, result)| result).collect();
+            tx.send((thread, results)).unwrap();
+        })
+        .await
+        .unwrap();
+    let (thread, results) = rx.await.unwrap();
+    assert_eq!(thread.as_deref(), Some("report-verifier"));
+    assert_eq!(results, vec![Ok(()), Err(VerifyEnvelopeError::BadSignature), Ok(())]);
+}
