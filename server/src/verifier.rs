@@ -3,15 +3,16 @@
 //! Handlers hand the envelopes of each `SubmitReports` call to one verifier
 //! thread, which takes every call that is waiting and checks all their
 //! signatures together with [`envelope::verify_many`]: one batch equation
-//! instead of one `verify_strict` each. What happens next runs on the same
-//! thread ([`Verifier::check_then`]): the report handler decodes the
-//! verified reports there and passes them straight to the committer, so the
-//! handler is woken once per call rather than after each stage. At the batch sizes seen under load
-//! (about a dozen) that costs about 30% less per envelope, and up to 45%
-//! less in larger batches (see BENCHMARKS.md). A lone envelope is checked
-//! with `verify_strict` as before. A bad signature fails only its own
-//! envelope; the batch it was in is then checked one by one, which costs
-//! the other envelopes in it about 1.6 times what batching saved.
+//! instead of one `verify_strict` each. In batches of eight or more that
+//! costs about half as much per envelope (see BENCHMARKS.md). A lone
+//! envelope is checked with `verify_strict` as before. A bad signature fails
+//! only its own envelope; the batch it was in is then checked one by one,
+//! which costs the other envelopes in it about 1.6 times what batching saved.
+//!
+//! What happens next runs on the same thread ([`Verifier::check_then`]): the
+//! report handler decodes the verified reports there and passes them
+//! straight to the committer, so the handler is woken once per call rather
+//! than after each stage.
 //!
 //! Wipe attestations are rare, and are still checked one by one where they
 //! are decoded.
