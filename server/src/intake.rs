@@ -1,6 +1,7 @@
 //! Report intake with group commit.
 //!
-//! Handlers verify and prepare reports in parallel and hand them to one
+//! Reports are prepared as they are queued (signed reports on the verifier
+//! thread, see `Intake::submit`; others on their handler's) and go to one
 //! committer thread. The committer takes every batch that is waiting, writes
 //! them all (the envelopes to the store's envelope log, synced, then one
 //! store transaction for the group), makes them durable with a single flush,
