@@ -22,7 +22,7 @@ use std::thread;
 use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE, VerifyEnvelopeError};
 use custodian_proto::v1 as pb;
 use ed25519_dalek::VerifyingKey;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Most envelopes checked in one batch; more wait for the next.
 const MAX_ENVELOPES_PER_BATCH: usize = 256;
@@ -62,28 +62,10 @@ impl Verifier {
         Self { tx }
     }
 
-    /// Checks that each of `envelopes` is a report signed by `key`, strictly
-    /// (as [`envelope::verify`] does), and gives them back with the results.
-    pub async fn check(
-        &self,
-        key: VerifyingKey,
-        envelopes: Vec<pb::SignedEnvelope>,
-    ) -> Result<Checked, VerifierStopped> {
-        if envelopes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (reply, rx) = oneshot::channel();
-        self.check_then(key, envelopes, move |checked| {
-            // The caller may have gone (its client hung up); nothing to do.
-            let _ = reply.send(checked);
-        })
-        .await?;
-        rx.await.map_err(|_| VerifierStopped)
-    }
-
-    /// Queues `envelopes` to be checked as [`Verifier::check`] does, and
-    /// returns once they are queued; the verifier thread then calls `then`
-    /// with them and their results. Whatever `then` does runs on that thread,
+    /// Queues `envelopes` to be checked, each as a report signed by `key`,
+    /// strictly (as [`envelope::verify`] does), and returns once they are
+    /// queued; the verifier thread then calls `then` with them and their
+    /// results, in order. Whatever `then` does runs on that thread,
     /// so it must be short and must not block on async work; in return the
     /// caller is woken once for its whole call rather than once per stage
     /// (see `Intake::submit`). `then` is not called if the verifier stops.
