@@ -55,10 +55,10 @@ impl Prepared {
     /// Prepares `report` for [`Store::commit_prepared`].
     pub fn new(report: &IncomingReport) -> Self {
         let (macs, inventory, verdict) = match &report.content {
-            ReportContent::Inventory { inventory, .. } => (
+            ReportContent::Inventory { inventory, sha256 } => (
                 lifecycle::macs_in_inventory(inventory),
                 Some(inventory.encode_to_vec()),
-                Some(super::InventoryVerdict::of(inventory, report.envelope.received_at_ms)),
+                Some(super::InventoryVerdict::of(inventory, report.seq, *sha256, report.envelope.received_at_ms)),
             ),
             ReportContent::Heartbeat { .. } => (Vec::new(), None, None),
         };
@@ -220,6 +220,7 @@ fn commit_one(
     let applied = inventory::apply(
         trees.inventory_latest,
         trees.inventory_changes,
+        device.inventory_verdict.as_ref().and_then(|verdict| verdict.sha256),
         device_id,
         report.seq,
         report.envelope.received_at_ms,

@@ -3,9 +3,12 @@
 //! transaction as the report that carried them.
 //!
 //! Trees:
-//! - `inventory_latest`: device id → [`LatestInventory`] (the report's seq,
-//!   when it arrived, the SHA-256 a heartbeat is compared with, and the
-//!   inventory's protobuf bytes);
+//! - `inventory_latest`: device id → [`LatestInventory`] (the seq of the
+//!   first report that carried it and when that arrived, its SHA-256, and the
+//!   inventory's protobuf bytes), rewritten only when the inventory changes:
+//!   the device record's verdict keeps the hash and the latest report that
+//!   carried it, so a heartbeat or an unchanged inventory touches neither
+//!   this tree nor `inventory_changes`;
 //! - `inventory_changes`: device id ‖ seq (big-endian u64) ‖ index (big-endian
 //!   u32) → [`InventoryChange`], so a device's changes scan in report order.
 
@@ -38,9 +41,10 @@ pub enum ReportContent {
 /// A device's latest full inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatestInventoryV1 {
-    /// The report that carried it.
+    /// The report that carried it: as stored, the first with these bytes;
+    /// as [`Store::latest_inventory`] returns it, the latest.
     pub seq: u64,
-    /// When it arrived, Unix ms.
+    /// When that report arrived, Unix ms.
     pub received_at_ms: i64,
     /// SHA-256 of its protobuf bytes as signed.
     pub sha256: [u8; 32],
@@ -102,15 +106,34 @@ fn change_key(device_id: DeviceId, seq: u64, index: u32) -> [u8; 28] {
 /// Records a report's inventory (or checks a heartbeat's hash) inside the
 /// report's transaction. `encoded` is the inventory's encoding, if it is a
 /// full one.
+///
+/// `latest_sha256` is the hash of the device's latest full inventory as its
+/// device record has it (`None` if it has none, or the record predates
+/// keeping it). A heartbeat is checked against it, and an inventory that
+/// matches it is unchanged: neither reads nor writes `inventory_latest`,
+/// whose record is rewritten only when the inventory changes. (The device
+/// record says which report last carried it; see
+/// [`Store::latest_inventory`].)
+#[allow(clippy::too_many_arguments)]
 pub(super) fn apply(
     latest_tree: &TransactionalTree,
     changes_tree: &TransactionalTree,
+    latest_sha256: Option<[u8; 32]>,
     device_id: DeviceId,
     seq: u64,
     received_at_ms: i64,
     content: &ReportContent,
     encoded: Option<&[u8]>,
 ) -> Result<Applied, ConflictableTransactionError<StoreError>> {
+    if let Some(latest_sha256) = latest_sha256 {
+        match content {
+            ReportContent::Heartbeat { inventory_sha256 } => {
+                return Ok(Applied { changes: Vec::new(), wants_full_inventory: &latest_sha256 != inventory_sha256 });
+            }
+            ReportContent::Inventory { sha256, .. } if sha256 == &latest_sha256 => return Ok(Applied::default()),
+            ReportContent::Inventory { .. } => {}
+        }
+    }
     let previous: Option<LatestInventoryV1> = match latest_tree.get(device_id.as_bytes())? {
         Some(bytes) => Some(
             match decode::<VersionedLatest>("inventory_latest", &bytes).map_err(ConflictableTransactionError::Abort)? {
@@ -151,12 +174,23 @@ pub(super) fn apply(
 }
 
 impl Store {
-    /// A device's latest full inventory.
+    /// A device's latest full inventory, with the latest report that
+    /// carried it.
     pub fn latest_inventory(&self, device_id: DeviceId) -> Result<Option<LatestInventoryV1>, StoreError> {
-        self.inventory_latest
-            .get(device_id.as_bytes())?
-            .map(|bytes| decode::<VersionedLatest>("inventory_latest", &bytes).map(|VersionedLatest::V1(l)| l))
-            .transpose()
+        let Some(bytes) = self.inventory_latest.get(device_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let VersionedLatest::V1(mut latest) = decode::<VersionedLatest>("inventory_latest", &bytes)?;
+        // The record is written when the inventory changes, so its seq is
+        // the first report that carried these bytes; later reports with the
+        // same bytes are recorded in the device's verdict.
+        if let Some(verdict) = self.device(device_id)?.and_then(|device| device.inventory_verdict) {
+            if verdict.sha256 == Some(latest.sha256) && verdict.seq > latest.seq {
+                latest.seq = verdict.seq;
+                latest.received_at_ms = verdict.received_at_ms;
+            }
+        }
+        Ok(Some(latest))
     }
 
     /// A device's most recent `limit` inventory changes: newest report

@@ -86,12 +86,26 @@ pub struct InventoryVerdictV1 {
     pub received_at_ms: i64,
     /// Whether it shows every fixed data volume encrypted.
     pub encryption: Compliance,
+    /// The report that carried it (0 in records written before this field).
+    #[serde(default)]
+    pub seq: u64,
+    /// SHA-256 of its bytes as signed, which heartbeats and unchanged
+    /// inventories are compared with without reading `inventory_latest`
+    /// (`None` in records written before this field).
+    #[serde(default, with = "serde_bytes")]
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl InventoryVerdictV1 {
-    /// The verdict on `inventory`, which arrived at `received_at_ms`.
-    pub fn of(inventory: &custodian_proto::v1::Inventory, received_at_ms: i64) -> Self {
-        Self { received_at_ms, encryption: crate::compliance::encryption_compliance(inventory) }
+    /// The verdict on `inventory`, whose signed bytes hash to `sha256`,
+    /// carried by report `seq`, which arrived at `received_at_ms`.
+    pub fn of(inventory: &custodian_proto::v1::Inventory, seq: u64, sha256: [u8; 32], received_at_ms: i64) -> Self {
+        Self {
+            received_at_ms,
+            encryption: crate::compliance::encryption_compliance(inventory),
+            seq,
+            sha256: Some(sha256),
+        }
     }
 }
 

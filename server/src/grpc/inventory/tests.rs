@@ -52,7 +52,10 @@ fn the_verdict_is_kept_at_commit_and_follows_encryption_being_lost() {
 
     store.commit_report(&test_support::inventory_report(device_id, 1, NOW, true)).unwrap().unwrap();
     let device = store.device(device_id).unwrap().unwrap();
-    let kept = crate::store::InventoryVerdict { received_at_ms: NOW, encryption: Compliance::Compliant };
+    // It names the report and the hash of the inventory it judged.
+    let sha256 = Some(store.latest_inventory(device_id).unwrap().unwrap().sha256);
+    let kept =
+        crate::store::InventoryVerdict { received_at_ms: NOW, encryption: Compliance::Compliant, seq: 1, sha256 };
     assert_eq!(device.inventory_verdict.as_ref(), Some(&kept));
     assert_eq!(listed(&store, &device), ("compliant".to_owned(), vec![], NOW));
 
@@ -60,8 +63,13 @@ fn the_verdict_is_kept_at_commit_and_follows_encryption_being_lost() {
     store.commit_report(&test_support::inventory_report(device_id, 2, NOW + 5, false)).unwrap().unwrap();
     let device = store.device(device_id).unwrap().unwrap();
     let volumes = vec!["sda2 (sda)".to_owned()];
-    let kept =
-        crate::store::InventoryVerdict { received_at_ms: NOW + 5, encryption: Compliance::NonCompliant { volumes } };
+    let sha256 = Some(store.latest_inventory(device_id).unwrap().unwrap().sha256);
+    let kept = crate::store::InventoryVerdict {
+        received_at_ms: NOW + 5,
+        encryption: Compliance::NonCompliant { volumes },
+        seq: 2,
+        sha256,
+    };
     assert_eq!(device.inventory_verdict.as_ref(), Some(&kept));
     assert_eq!(listed(&store, &device), ("noncompliant".to_owned(), vec!["sda2 (sda)".to_owned()], NOW + 5));
 }

@@ -105,3 +105,69 @@ fn a_heartbeat_before_any_inventory_asks_for_one() {
     assert_eq!(store.latest_inventory(device_id).unwrap(), None);
     assert_eq!(store.device(device_id).unwrap().unwrap().serial, None, "a heartbeat sets no serial");
 }
+
+/// The stored `inventory_latest` record, as written (not as
+/// `latest_inventory` completes it from the device record).
+fn stored_latest(store: &Store, device_id: DeviceId) -> LatestInventoryV1 {
+    let bytes = store.inventory_latest.get(device_id.as_bytes()).unwrap().unwrap();
+    let VersionedLatest::V1(latest) = decode::<VersionedLatest>("inventory_latest", &bytes).unwrap();
+    latest
+}
+
+#[test]
+fn an_unchanged_inventory_is_not_rewritten_but_is_the_latest_report_that_carried_it() {
+    let (_dir, store, device_id) = enrolled_store();
+    let inventory = full(&["DISK-A"]);
+    for seq in 1..=3 {
+        assert_eq!(
+            store.commit_report(&report(device_id, seq, inventory.clone())).unwrap(),
+            Ok(CommitOutcome::Accepted)
+        );
+    }
+    // Written once, by the report that first carried these bytes.
+    assert_eq!((stored_latest(&store, device_id).seq, stored_latest(&store, device_id).received_at_ms), (1, 1000));
+    // What callers see is the latest report that carried it.
+    let latest = store.latest_inventory(device_id).unwrap().unwrap();
+    assert_eq!((latest.seq, latest.received_at_ms, latest.sha256), (3, 3000, sha(&inventory)));
+    assert_eq!(store.inventory_changes(device_id, 10).unwrap().len(), 1, "only the first inventory is a change");
+    let verdict = store.device(device_id).unwrap().unwrap().inventory_verdict.unwrap();
+    assert_eq!((verdict.seq, verdict.received_at_ms, verdict.sha256), (3, 3000, Some(sha(&inventory))));
+
+    // A heartbeat is checked against the device record's hash; a changed
+    // inventory is diffed against the stored one and rewrites it.
+    let heartbeat = ReportContent::Heartbeat { inventory_sha256: sha(&inventory) };
+    assert_eq!(store.commit_report(&report(device_id, 4, heartbeat)).unwrap(), Ok(CommitOutcome::Accepted));
+    let changed = full(&["DISK-A", "DISK-B"]);
+    store.commit_report(&report(device_id, 5, changed.clone())).unwrap().unwrap();
+    assert_eq!((stored_latest(&store, device_id).seq, stored_latest(&store, device_id).sha256), (5, sha(&changed)));
+    let subjects: Vec<String> =
+        store.inventory_changes(device_id, 10).unwrap().into_iter().map(|c| c.change.subject).collect();
+    assert_eq!(subjects, ["storage DISK-B", "inventory"]);
+    let stale = ReportContent::Heartbeat { inventory_sha256: sha(&inventory) };
+    assert_eq!(store.commit_report(&report(device_id, 6, stale)).unwrap(), Ok(CommitOutcome::AcceptedWantsInventory));
+}
+
+#[test]
+fn a_device_record_without_the_inventory_hash_falls_back_to_the_stored_inventory() {
+    let (_dir, store, device_id) = enrolled_store();
+    let inventory = full(&["DISK-A"]);
+    store.commit_report(&report(device_id, 1, inventory.clone())).unwrap().unwrap();
+    // As a record written before the verdict kept the report and hash.
+    let mut device = store.device(device_id).unwrap().unwrap();
+    let verdict = device.inventory_verdict.as_mut().unwrap();
+    verdict.seq = 0;
+    verdict.sha256 = None;
+    store.devices.insert(device_id.as_bytes(), encode(&crate::store::records::VersionedDevice::V1(device))).unwrap();
+
+    let heartbeat = ReportContent::Heartbeat { inventory_sha256: sha(&inventory) };
+    assert_eq!(store.commit_report(&report(device_id, 2, heartbeat)).unwrap(), Ok(CommitOutcome::Accepted));
+    let other = ReportContent::Heartbeat { inventory_sha256: [9; 32] };
+    assert_eq!(store.commit_report(&report(device_id, 3, other)).unwrap(), Ok(CommitOutcome::AcceptedWantsInventory));
+    // The next full inventory is compared with the stored one, unchanged,
+    // and the record keeps the hash from then on.
+    store.commit_report(&report(device_id, 4, inventory.clone())).unwrap().unwrap();
+    assert_eq!(store.inventory_changes(device_id, 10).unwrap().len(), 1);
+    let verdict = store.device(device_id).unwrap().unwrap().inventory_verdict.unwrap();
+    assert_eq!((verdict.seq, verdict.sha256), (4, Some(sha(&inventory))));
+    assert_eq!(store.latest_inventory(device_id).unwrap().unwrap().seq, 4);
+}
