@@ -198,6 +198,11 @@ pub(super) struct Appender {
 }
 
 impl Appender {
+    /// The sequence number the next appended event gets.
+    pub(super) fn next_seq(&self) -> u64 {
+        self.frontier.size
+    }
+
     /// Reads the frontier as the transaction sees it.
     pub(super) fn load(audit: &TransactionalTree) -> Result<Self, ConflictableTransactionError<StoreError>> {
         let frontier = match audit.get(STATE_KEY)? {
@@ -346,6 +351,11 @@ impl Store {
             let (_, value) = item?;
             seqs.extend(super::report_record_audit_seq(&value)?);
         }
+        let last_report = self.device(device_id)?.and_then(|device| device.last_report);
+        self.visit_report_chain(last_report, |entry| {
+            seqs.push(entry.audit_seq);
+            true
+        })?;
         // Reports stored before their records named their events are in the
         // index too.
         seqs.sort_unstable_by(|a, b| b.cmp(a));

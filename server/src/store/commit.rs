@@ -21,7 +21,7 @@ use super::records::VersionedDevice;
 use super::{
     CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
     audit, decode, envelopes, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device,
-    replay_outcome, report_key, report_record,
+    replay_outcome, report_index, report_key,
 };
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
 
@@ -88,7 +88,9 @@ struct Trees<'t> {
     /// For the envelope log, which a resent report is compared against.
     store: &'t Store,
     devices: &'t TransactionalTree,
+    /// Report records from before `report_groups`, for resends of those.
     reports: &'t TransactionalTree,
+    report_groups: &'t TransactionalTree,
     inventory_latest: &'t TransactionalTree,
     inventory_changes: &'t TransactionalTree,
     audit: &'t TransactionalTree,
@@ -127,6 +129,7 @@ impl Store {
             &self.idx_serial,
             &self.idx_facets,
             &self.reports,
+            &self.report_groups,
             &self.inventory_latest,
             &self.inventory_changes,
             &self.audit,
@@ -139,19 +142,30 @@ impl Store {
                 idx_serial,
                 idx_facets,
                 reports_tree,
+                report_groups,
                 inventory_latest,
                 inventory_changes,
                 audit,
             )| {
-                let trees =
-                    Trees { store: self, devices, reports: reports_tree, inventory_latest, inventory_changes, audit };
+                let trees = Trees {
+                    store: self,
+                    devices,
+                    reports: reports_tree,
+                    report_groups,
+                    inventory_latest,
+                    inventory_changes,
+                    audit,
+                };
                 // Everything below starts afresh on each run of the closure.
                 let mut cache: HashMap<DeviceId, Option<CachedDevice>> = HashMap::new();
                 let mut log = audit::Appender::load(audit)?;
+                let mut group = report_index::Group::new(log.next_seq());
                 let mut outcomes = Vec::with_capacity(reports.len());
                 for ((report, prepared), pointer) in reports.iter().zip(&pointers) {
-                    outcomes.push(commit_one(&trees, &mut cache, &mut log, report, prepared, *pointer)?);
+                    let mut open = Open { cache: &mut cache, log: &mut log, group: &mut group };
+                    outcomes.push(commit_one(&trees, &mut open, report, prepared, *pointer)?);
                 }
+                group.store(report_groups)?;
                 for cached in cache.values().flatten() {
                     if cached.current != cached.stored {
                         put_device(
@@ -172,18 +186,26 @@ impl Store {
     }
 }
 
+/// What the group's transaction has changed so far and writes at the end:
+/// device records, audit events and report entries.
+struct Open<'a> {
+    cache: &'a mut HashMap<DeviceId, Option<CachedDevice>>,
+    log: &'a mut audit::Appender,
+    group: &'a mut report_index::Group,
+}
+
 /// One report's part of the group's transaction. Device records are changed
-/// in `cache` and written by the caller at the end.
+/// in the cache and written by the caller at the end, as are the audit
+/// events and report entries.
 fn commit_one(
     trees: &Trees<'_>,
-    cache: &mut HashMap<DeviceId, Option<CachedDevice>>,
-    log: &mut audit::Appender,
+    open: &mut Open<'_>,
     report: &IncomingReport,
     prepared: &Prepared,
     pointer: envelopes::Pointer,
 ) -> TxResult<Result<CommitOutcome, CommitReportError>> {
     let device_id = report.device_id;
-    let cached = match cache.get_mut(&device_id) {
+    let cached = match open.cache.get_mut(&device_id) {
         Some(cached) => cached,
         None => {
             let loaded = match trees.devices.get(device_id.as_bytes())? {
@@ -195,7 +217,7 @@ fn commit_one(
                     Some(CachedDevice { current: stored.clone(), stored })
                 }
             };
-            cache.entry(device_id).or_insert(loaded)
+            open.cache.entry(device_id).or_insert(loaded)
         }
     };
     let Some(CachedDevice { current: device, .. }) = cached else {
@@ -208,12 +230,17 @@ fn commit_one(
         return Ok(Err(CommitReportError::Refused { device_id, state: device.state }));
     }
     if report.seq <= device.last_seq {
-        // Sees this group's own writes: a resend within the group is a duplicate.
-        let stored: Option<StoredEnvelope> = match trees.reports.get(prepared.key)? {
-            Some(stored) => {
-                Some(trees.store.decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0)
+        // Sees this group's own entries: a resend within the group is a duplicate.
+        let stored = match open.group.find(trees.report_groups, device.last_report, report.seq)? {
+            Some(entry) => {
+                Some(trees.store.stored_envelope(entry.pointer).map_err(ConflictableTransactionError::Abort)?)
             }
-            None => None,
+            None => match trees.reports.get(prepared.key)? {
+                Some(stored) => {
+                    Some(trees.store.decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0)
+                }
+                None => None,
+            },
         };
         return Ok(replay_outcome(stored.as_ref(), &report.envelope, report.seq, device.last_seq));
     }
@@ -242,14 +269,15 @@ fn commit_one(
     if !prepared.macs.is_empty() {
         device.macs.clone_from(&prepared.macs);
     }
-    // The report's own record names its event, in place of a history index
+    // The report's own entry names its event, in place of a history index
     // entry: one insert fewer per report.
-    let audit_seq = log.append_unindexed(prepared.event.clone());
-    trees.reports.insert(prepared.key.as_slice(), report_record(audit_seq, pointer))?;
+    let audit_seq = open.log.append_unindexed(prepared.event.clone());
+    let entry = report_index::Entry { device_id, seq: report.seq, audit_seq, pointer, prev: device.last_report };
+    device.last_report = Some(open.group.push(entry));
     // Changes IG must see (a disk gone, encryption lost) are audit events of
     // their own, in the same transaction.
     for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {
-        log.append(trees.audit, inventory_change_event(change))?;
+        open.log.append(trees.audit, inventory_change_event(change))?;
     }
     Ok(Ok(if applied.wants_full_inventory { CommitOutcome::AcceptedWantsInventory } else { CommitOutcome::Accepted }))
 }

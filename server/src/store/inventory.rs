@@ -184,11 +184,12 @@ impl Store {
         // The record is written when the inventory changes, so its seq is
         // the first report that carried these bytes; later reports with the
         // same bytes are recorded in the device's verdict.
-        if let Some(verdict) = self.device(device_id)?.and_then(|device| device.inventory_verdict) {
-            if verdict.sha256 == Some(latest.sha256) && verdict.seq > latest.seq {
-                latest.seq = verdict.seq;
-                latest.received_at_ms = verdict.received_at_ms;
-            }
+        if let Some(verdict) = self.device(device_id)?.and_then(|device| device.inventory_verdict)
+            && verdict.sha256 == Some(latest.sha256)
+            && verdict.seq > latest.seq
+        {
+            latest.seq = verdict.seq;
+            latest.received_at_ms = verdict.received_at_ms;
         }
         Ok(Some(latest))
     }

@@ -587,6 +587,7 @@ fn registered_record(row: &NewDevice, now_ms: i64) -> DeviceRecord {
         state_changed_at_ms: Some(now_ms),
         kind: super::DeviceKind::Workstation,
         inventory_verdict: None,
+        last_report: None,
     }
 }
 

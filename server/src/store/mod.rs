@@ -32,6 +32,7 @@ mod envelopes;
 pub mod inventory;
 mod lifecycle;
 mod records;
+mod report_index;
 mod rollout;
 
 use std::path::Path;
@@ -212,7 +213,11 @@ pub struct Store {
     idx_hostname: sled::Tree,
     idx_serial: sled::Tree,
     idx_facets: sled::Tree,
+    /// Report records written before `report_groups` (read, no longer written).
     reports: sled::Tree,
+    /// Where stored reports are, one record per committed group (see
+    /// `report_index.rs`).
+    report_groups: sled::Tree,
     tokens: sled::Tree,
     inventory_latest: sled::Tree,
     inventory_changes: sled::Tree,
@@ -258,6 +263,7 @@ impl Store {
             idx_hostname: db.open_tree("idx_hostname")?,
             idx_serial: db.open_tree("idx_serial")?,
             reports: db.open_tree("reports")?,
+            report_groups: db.open_tree(report_index::TREE)?,
             tokens: db.open_tree("tokens")?,
             inventory_latest: db.open_tree("inventory_latest")?,
             inventory_changes: db.open_tree("inventory_changes")?,
@@ -535,6 +541,25 @@ impl Store {
 
     /// The report a device sent with sequence number `seq`.
     pub fn report(&self, device_id: DeviceId, seq: u64) -> Result<Option<StoredEnvelope>, StoreError> {
+        let last_report = self.device(device_id)?.and_then(|device| device.last_report);
+        // Newest first, so the walk stops at the first entry at or below `seq`.
+        let mut found = None;
+        let mut below = false;
+        self.visit_report_chain(last_report, |entry| {
+            if entry.seq <= seq {
+                below = true;
+                if entry.seq == seq {
+                    found = Some(entry.pointer);
+                }
+            }
+            !below
+        })?;
+        if let Some(pointer) = found {
+            return self.stored_envelope(pointer).map(Some);
+        }
+        if below {
+            return Ok(None);
+        }
         self.reports
             .get(report_key(device_id, seq))?
             .map(|bytes| self.decode_report_record(&bytes).map(|(envelope, _)| envelope))
@@ -543,19 +568,39 @@ impl Store {
 
     /// Every report a device sent, in sequence order.
     pub fn reports(&self, device_id: DeviceId) -> Result<Vec<(u64, StoredEnvelope)>, StoreError> {
-        self.reports
+        // Records in `reports` precede every entry in `report_groups`.
+        let mut reports: Vec<(u64, StoredEnvelope)> = self
+            .reports
             .scan_prefix(device_id.as_bytes())
             .map(|entry| {
                 let (key, value) = entry?;
-                let seq =
-                    u64::from_be_bytes(key[16..].try_into().map_err(|_| StoreError::Decode {
-                        tree: "reports",
-                        error: "key is not 24 bytes".to_owned(),
-                    })?);
-                Ok((seq, self.decode_report_record(&value)?.0))
+                Ok((report_record_seq(&key)?, self.decode_report_record(&value)?.0))
             })
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        let mut chain = Vec::new();
+        let last_report = self.device(device_id)?.and_then(|device| device.last_report);
+        self.visit_report_chain(last_report, |entry| {
+            chain.push((entry.seq, entry.pointer));
+            true
+        })?;
+        for (seq, pointer) in chain.into_iter().rev() {
+            reports.push((seq, self.stored_envelope(pointer)?));
+        }
+        Ok(reports)
     }
+
+    /// The stored envelope `pointer` names in the envelope log.
+    fn stored_envelope(&self, pointer: envelopes::Pointer) -> Result<StoredEnvelope, StoreError> {
+        Ok(decode::<VersionedEnvelope>("reports", &self.envelopes.read(pointer)?)?.into())
+    }
+}
+
+/// The sequence number in a `reports` key.
+fn report_record_seq(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes = key.get(16..).and_then(|seq| <[u8; 8]>::try_from(seq).ok());
+    bytes
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Decode { tree: "reports", error: "key is not 24 bytes".to_owned() })
 }
 
 /// The audit event for a flagged inventory change.
@@ -675,11 +720,14 @@ fn id_from_index_key(key: &[u8]) -> Result<DeviceId, StoreError> {
 const REPORT_WITH_AUDIT_SEQ: u8 = 0xC1;
 
 /// The first byte of a report record holding its audit event's sequence
-/// number and a pointer into the envelope log.
+/// number and a pointer into the envelope log. Read, no longer written.
 const REPORT_IN_LOG: u8 = 0xC2;
 
 /// A report's record: its audit event's sequence number and where its
-/// envelope's encoding is in the envelope log.
+/// envelope's encoding is in the envelope log. Read, no longer written:
+/// reports are now entries in `report_groups` (`report_index.rs`); tests
+/// write these to check that older stores still read.
+#[cfg(test)]
 fn report_record(audit_seq: u64, pointer: envelopes::Pointer) -> Vec<u8> {
     let mut value = Vec::with_capacity(21);
     value.push(REPORT_IN_LOG);

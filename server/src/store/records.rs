@@ -77,6 +77,21 @@ pub struct DeviceRecordV1 {
     /// field, whose verdict is read from the inventory itself.
     #[serde(default)]
     pub inventory_verdict: Option<InventoryVerdictV1>,
+    /// Where its newest report's entry is in `report_groups` (see
+    /// `report_index.rs`). `None` until a report is stored that way; reports
+    /// stored before then are records in the `reports` tree.
+    #[serde(default)]
+    pub last_report: Option<ReportLocatorV1>,
+}
+
+/// Where one report's entry is in `report_groups`: the group record's key
+/// and the entry's index in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLocatorV1 {
+    /// The group record's key.
+    pub group: u64,
+    /// The entry's index in the record.
+    pub index: u32,
 }
 
 /// What a device's latest full inventory says, decided when it was committed.
@@ -150,6 +165,7 @@ impl DeviceRecordV1 {
             // The token decides the kind when the enrolment is recorded.
             kind: DeviceKind::Workstation,
             inventory_verdict: None,
+            last_report: None,
         }
     }
 

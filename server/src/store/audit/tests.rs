@@ -188,23 +188,39 @@ fn a_devices_history_includes_report_events_named_by_report_records() {
         .collect();
     assert!(reports.iter().all(|(seq, ..)| !indexed.contains(seq)), "{indexed:?}");
 
-    // The two earlier forms of a report record: the envelope's encoding
-    // alone (with an index entry for its event instead), and after 0xC1 and
-    // the audit seq. Both still read, and each event is listed once.
-    let encoded = |seq: u64| {
-        crate::store::encode(&crate::store::records::VersionedEnvelope::V1(store.report(pc, seq).unwrap().unwrap()))
+    // The three earlier forms, from before `report_groups`, of a record per
+    // report in `reports`: after 0xC2, the audit seq and a pointer into the
+    // envelope log; the envelope's encoding alone (with an index entry for
+    // its event instead); and after 0xC1, the audit seq and the encoding.
+    // All still read, and each event is listed once.
+    let audit_seq = |report_seq: &str| {
+        let found = history
+            .iter()
+            .find(|(_, kind, seq)| *kind == EventKind::ReportAccepted && seq.as_deref() == Some(report_seq));
+        found.unwrap().0
     };
-    let (key2, key3) = (crate::store::report_key(pc, 2), crate::store::report_key(pc, 3));
-    let (before2, before3) = (store.report(pc, 2).unwrap().unwrap(), store.report(pc, 3).unwrap().unwrap());
-    let seq2 = crate::store::report_record_audit_seq(&store.reports.get(key2).unwrap().unwrap()).unwrap().unwrap();
-    let seq3 = crate::store::report_record_audit_seq(&store.reports.get(key3).unwrap().unwrap()).unwrap().unwrap();
-    let (plain, with_seq) = (encoded(2), [[0xC1].as_slice(), &seq3.to_be_bytes(), &encoded(3)].concat());
-    store.reports.insert(key2, plain).unwrap();
-    store.audit.insert(device_key(pc, seq2), &[]).unwrap();
-    store.reports.insert(key3, with_seq).unwrap();
-    assert_eq!(crate::store::report_record_audit_seq(&store.reports.get(key2).unwrap().unwrap()).unwrap(), None);
-    assert_eq!(store.report(pc, 2).unwrap().unwrap(), before2);
-    assert_eq!(store.report(pc, 3).unwrap().unwrap(), before3);
-    assert_eq!(store.reports(pc).unwrap()[1..], [(2, before2), (3, before3)]);
+    let before: Vec<(u64, crate::store::StoredEnvelope)> =
+        (1..=3).map(|seq| (seq, store.report(pc, seq).unwrap().unwrap())).collect();
+    let encoded = |seq: u64| {
+        crate::store::encode(&crate::store::records::VersionedEnvelope::V1(before[seq as usize - 1].1.clone()))
+    };
+    let pointer = store.envelopes.append_durable(&[encoded(1).as_slice()]).unwrap()[0];
+    let in_log = crate::store::report_record(audit_seq("1"), pointer);
+    let (plain, with_seq) = (encoded(2), [[0xC1].as_slice(), &audit_seq("3").to_be_bytes(), &encoded(3)].concat());
+    store.reports.insert(crate::store::report_key(pc, 1), in_log).unwrap();
+    store.reports.insert(crate::store::report_key(pc, 2), plain.as_slice()).unwrap();
+    store.audit.insert(device_key(pc, audit_seq("2")), &[]).unwrap();
+    store.reports.insert(crate::store::report_key(pc, 3), with_seq).unwrap();
+    let mut device = store.device(pc).unwrap().unwrap();
+    device.last_report = None;
+    store
+        .devices
+        .insert(pc.as_bytes(), crate::store::encode(&crate::store::records::VersionedDevice::V1(device)))
+        .unwrap();
+    assert_eq!(crate::store::report_record_audit_seq(&plain).unwrap(), None);
+    for (seq, envelope) in &before {
+        assert_eq!(store.report(pc, *seq).unwrap().as_ref(), Some(envelope));
+    }
+    assert_eq!(store.reports(pc).unwrap(), before);
     assert_eq!(kinds(&store.device_events(pc).unwrap()), history);
 }
