@@ -32,8 +32,11 @@ const EVENT_TAG: u8 = b'e';
 const GROUP_TAG: u8 = b'g';
 const DEVICE_TAG: u8 = b'd';
 
-/// Most events in one group record; a larger append writes several.
-pub(super) const MAX_EVENTS_PER_GROUP: usize = 256;
+/// Most events in one group record; a larger append writes several. Small
+/// enough that a leaf of sled's (up to 16 records) stays under its 128 KiB
+/// blob threshold: with 256, every consolidation of the tree's last leaf
+/// wrote a 160 to 320 KB blob file.
+pub(super) const MAX_EVENTS_PER_GROUP: usize = 16;
 
 /// The version byte of a group record.
 const GROUP_V1: u8 = 1;
