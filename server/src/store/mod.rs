@@ -64,8 +64,15 @@ pub use rollout::ChangeRolloutError;
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
 use crate::lifecycle::LifecycleState;
 
-/// The schema version this build reads and writes.
-const SCHEMA_VERSION: u64 = 1;
+/// The schema version this build reads and writes. A store is marked with
+/// it when this build opens it, so that an older build, which would not see
+/// what this one writes (and would drop it when rewriting a record), refuses
+/// the store instead.
+///
+/// - 1: everything before `report_groups`.
+/// - 2: reports are entries in `report_groups` (decision 010); version-1
+///   stores are read as they are, with no migration.
+const SCHEMA_VERSION: u64 = 2;
 const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 
 /// A storage failure: the disk, sled, or a value that does not decode.
@@ -255,7 +262,11 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::TooNew { found });
                 }
-                // Migrations from older schema versions go here.
+                // Migrations from older schema versions go here; 1 needs none.
+                if found < SCHEMA_VERSION {
+                    meta.insert(SCHEMA_VERSION_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                }
             }
         }
         let store = Self {

@@ -155,6 +155,21 @@ fn everything_survives_reopening() {
 }
 
 #[test]
+fn a_store_from_an_older_version_opens_and_is_marked_with_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta").unwrap().insert(SCHEMA_VERSION_KEY, &1u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open_when_unlocked(&path).unwrap();
+    let stored = store.db.open_tree("meta").unwrap().get(SCHEMA_VERSION_KEY).unwrap().unwrap();
+    assert_eq!(stored.as_ref(), SCHEMA_VERSION.to_be_bytes(), "an older build now refuses it");
+    const { assert!(SCHEMA_VERSION > 1) };
+}
+
+#[test]
 fn a_store_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
