@@ -191,7 +191,10 @@ fn main() {
         let mut n_page = 0;
         let times = time_runs(PAGE_RUNS, || {
             let page = list_devices_page(&store, req, NOW).unwrap();
-            assert!(!page.next_page_token.is_empty(), "more pages follow");
+            // With a small register (N from the command line) one page may
+            // hold every match; a short page must then be the last.
+            let short = page.devices.len() < DEFAULT_PAGE_SIZE as usize;
+            assert!(!short || page.next_page_token.is_empty(), "a short page names no next page");
             n_page = page.devices.len();
         });
         println!(
