@@ -77,6 +77,7 @@ fn each_group_is_one_record_and_each_device_finds_its_own_reports() {
         assert!(outcomes.iter().all(|o| o == &ACCEPTED), "{outcomes:?}");
     }
     assert_eq!(store.report_groups.len(), 3, "one record per group, not per report");
+    let group_keys: Vec<sled::IVec> = store.report_groups.iter().keys().map(Result::unwrap).collect();
     assert!(store.reports.is_empty(), "nothing is written to the old per-report tree");
 
     let expected = |name: &str| (1..=6).map(|seq| (seq, format!("{name}{seq}"))).collect::<Vec<_>>();
@@ -90,6 +91,18 @@ fn each_group_is_one_record_and_each_device_finds_its_own_reports() {
     let history = store.device_events(a).unwrap();
     assert_eq!(history.len(), 6 + 1, "six reports and the enrolment");
     assert!(history.iter().all(|e| e.bytes.windows(a.to_string().len()).any(|w| w == a.to_string().as_bytes())));
+
+    // A group record gone (a damaged store) breaks the chains through it: an
+    // error naming the group, never a silently shorter history.
+    let removed = store.report_groups.remove(&group_keys[1]).unwrap().unwrap();
+    let err = store.reports(a).unwrap_err().to_string();
+    let group = u64::from_be_bytes(group_keys[1].as_ref().try_into().unwrap());
+    assert!(err.contains(&format!("group {group}, which is not stored")), "{err}");
+    assert!(store.device_events(b).is_err());
+    // Reports newer than the gap are still found on their own.
+    assert_eq!(store.report(a, 6).unwrap().unwrap().payload, b"a6");
+    store.report_groups.insert(&group_keys[1], removed).unwrap();
+    assert_eq!(payloads(&store, a), expected("a"));
 }
 
 #[test]
