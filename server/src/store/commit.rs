@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 
 use custodian_proto::identity::DeviceId;
-use prost::Message;
 use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -43,8 +42,6 @@ pub struct Prepared {
     /// The stored envelope's encoding, for the envelope log.
     envelope: Vec<u8>,
     macs: Vec<String>,
-    /// A full inventory's encoding, for `inventory_latest`.
-    inventory: Option<Vec<u8>>,
     /// A full inventory's encryption verdict, for the device record.
     verdict: Option<super::InventoryVerdict>,
     /// Its `report_accepted` event, sequence number not yet assigned.
@@ -54,13 +51,12 @@ pub struct Prepared {
 impl Prepared {
     /// Prepares `report` for [`Store::commit_prepared`].
     pub fn new(report: &IncomingReport) -> Self {
-        let (macs, inventory, verdict) = match &report.content {
+        let (macs, verdict) = match &report.content {
             ReportContent::Inventory { inventory, sha256 } => (
                 lifecycle::macs_in_inventory(inventory),
-                Some(inventory.encode_to_vec()),
                 Some(super::InventoryVerdict::of(inventory, report.seq, *sha256, report.envelope.received_at_ms)),
             ),
-            ReportContent::Heartbeat { .. } => (Vec::new(), None, None),
+            ReportContent::Heartbeat { .. } => (Vec::new(), None),
         };
         let mut event = AuditEvent::new(
             report.envelope.received_at_ms,
@@ -72,7 +68,7 @@ impl Prepared {
         event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
         let envelope =
             rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope)).expect("records always serialise");
-        Self { key: report_key(report.device_id, report.seq), envelope, macs, inventory, verdict, event }
+        Self { key: report_key(report.device_id, report.seq), envelope, macs, verdict, event }
     }
 }
 
@@ -252,7 +248,6 @@ fn commit_one(
         report.seq,
         report.envelope.received_at_ms,
         &report.content,
-        prepared.inventory.as_deref(),
     )?;
     device.last_seq = report.seq;
     device.n_reports += 1;

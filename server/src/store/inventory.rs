@@ -104,8 +104,8 @@ fn change_key(device_id: DeviceId, seq: u64, index: u32) -> [u8; 28] {
 }
 
 /// Records a report's inventory (or checks a heartbeat's hash) inside the
-/// report's transaction. `encoded` is the inventory's encoding, if it is a
-/// full one.
+/// report's transaction. A changed inventory is encoded here, when it is
+/// written, rather than for every report.
 ///
 /// `latest_sha256` is the hash of the device's latest full inventory as its
 /// device record has it (`None` if it has none, or the record predates
@@ -114,7 +114,6 @@ fn change_key(device_id: DeviceId, seq: u64, index: u32) -> [u8; 28] {
 /// whose record is rewritten only when the inventory changes. (The device
 /// record says which report last carried it; see
 /// [`Store::latest_inventory`].)
-#[allow(clippy::too_many_arguments)]
 pub(super) fn apply(
     latest_tree: &TransactionalTree,
     changes_tree: &TransactionalTree,
@@ -123,7 +122,6 @@ pub(super) fn apply(
     seq: u64,
     received_at_ms: i64,
     content: &ReportContent,
-    encoded: Option<&[u8]>,
 ) -> Result<Applied, ConflictableTransactionError<StoreError>> {
     if let Some(latest_sha256) = latest_sha256 {
         match content {
@@ -165,7 +163,7 @@ pub(super) fn apply(
                 changes_tree
                     .insert(&change_key(device_id, seq, index), encode(&VersionedChange::V1(change.clone())))?;
             }
-            let inventory = encoded.map_or_else(|| inventory.encode_to_vec(), <[u8]>::to_vec);
+            let inventory = inventory.encode_to_vec();
             let latest = LatestInventoryV1 { seq, received_at_ms, sha256: *sha256, inventory };
             latest_tree.insert(device_id.as_bytes(), encode(&VersionedLatest::V1(latest)))?;
             Ok(Applied { changes, wants_full_inventory: false })
