@@ -87,6 +87,7 @@ struct Trees<'t> {
     /// Report records from before `report_groups`, for resends of those.
     reports: &'t TransactionalTree,
     report_groups: &'t TransactionalTree,
+    report_milestones: &'t TransactionalTree,
     inventory_latest: &'t TransactionalTree,
     inventory_changes: &'t TransactionalTree,
     audit: &'t TransactionalTree,
@@ -126,6 +127,7 @@ impl Store {
             &self.idx_facets,
             &self.reports,
             &self.report_groups,
+            &self.report_milestones,
             &self.inventory_latest,
             &self.inventory_changes,
             &self.audit,
@@ -139,6 +141,7 @@ impl Store {
                 idx_facets,
                 reports_tree,
                 report_groups,
+                report_milestones,
                 inventory_latest,
                 inventory_changes,
                 audit,
@@ -148,6 +151,7 @@ impl Store {
                     devices,
                     reports: reports_tree,
                     report_groups,
+                    report_milestones,
                     inventory_latest,
                     inventory_changes,
                     audit,
@@ -227,7 +231,14 @@ fn commit_one(
     }
     if report.seq <= device.last_seq {
         // Sees this group's own entries: a resend within the group is a duplicate.
-        let stored = match open.group.find(trees.report_groups, device.last_report, report.seq)? {
+        let start = report_index::Group::start_for(
+            trees.report_milestones,
+            device_id,
+            report.seq,
+            device.last_seq,
+            device.last_report,
+        )?;
+        let stored = match open.group.find(trees.report_groups, start, report.seq)? {
             Some(entry) => {
                 Some(trees.store.stored_envelope(entry.pointer).map_err(ConflictableTransactionError::Abort)?)
             }
@@ -249,6 +260,7 @@ fn commit_one(
         report.envelope.received_at_ms,
         &report.content,
     )?;
+    let previous_seq = device.last_seq;
     device.last_seq = report.seq;
     device.n_reports += 1;
     device.last_seen_ms = Some(report.envelope.received_at_ms);
@@ -268,7 +280,9 @@ fn commit_one(
     // entry: one insert fewer per report.
     let audit_seq = open.log.append_unindexed(prepared.event.clone());
     let entry = report_index::Entry { device_id, seq: report.seq, audit_seq, pointer, prev: device.last_report };
-    device.last_report = Some(open.group.push(entry));
+    let locator = open.group.push(entry);
+    device.last_report = Some(locator);
+    report_index::record_milestone(trees.report_milestones, device_id, report.seq, previous_seq, locator)?;
     // Changes IG must see (a disk gone, encryption lost) are audit events of
     // their own, in the same transaction.
     for change in applied.changes.iter().filter(|c| c.change.flag.is_some()) {

@@ -225,6 +225,9 @@ pub struct Store {
     /// Where stored reports are, one record per committed group (see
     /// `report_index.rs`).
     report_groups: sled::Tree,
+    /// Each device's first report in every 64 sequence numbers (see
+    /// `report_index.rs`).
+    report_milestones: sled::Tree,
     tokens: sled::Tree,
     inventory_latest: sled::Tree,
     inventory_changes: sled::Tree,
@@ -275,6 +278,7 @@ impl Store {
             idx_serial: db.open_tree("idx_serial")?,
             reports: db.open_tree("reports")?,
             report_groups: db.open_tree(report_index::TREE)?,
+            report_milestones: db.open_tree(report_index::MILESTONES)?,
             tokens: db.open_tree("tokens")?,
             inventory_latest: db.open_tree("inventory_latest")?,
             inventory_changes: db.open_tree("inventory_changes")?,
@@ -552,11 +556,14 @@ impl Store {
 
     /// The report a device sent with sequence number `seq`.
     pub fn report(&self, device_id: DeviceId, seq: u64) -> Result<Option<StoredEnvelope>, StoreError> {
-        let last_report = self.device(device_id)?.and_then(|device| device.last_report);
+        let Some(device) = self.device(device_id)? else {
+            return Ok(None);
+        };
+        let start = self.report_walk_start(device_id, seq, device.last_seq, device.last_report)?;
         // Newest first, so the walk stops at the first entry at or below `seq`.
         let mut found = None;
         let mut below = false;
-        self.visit_report_chain(last_report, |entry| {
+        self.visit_report_chain(start, |entry| {
             if entry.seq <= seq {
                 below = true;
                 if entry.seq == seq {

@@ -177,3 +177,38 @@ fn a_store_from_before_report_groups_reads_on_and_its_reports_stay_reports() {
     let reports = history.iter().filter(|e| String::from_utf8_lossy(&e.bytes).contains("report_accepted")).count();
     assert_eq!((history.len(), reports), (1 + 5, 5), "the enrolment and five reports");
 }
+
+#[test]
+fn a_report_is_found_from_its_nearest_milestone_not_by_walking_the_whole_chain() {
+    let (_dir, store) = temp_store();
+    let a = enroll(&store, "pc-a", DeviceKind::Workstation);
+    // 20 groups of 10 reports: seqs 1 to 200, so milestones (each bucket's
+    // first entry) at 64, 128 and 192.
+    for first in (1..=200).step_by(10) {
+        let group: Vec<IncomingReport> = (first..first + 10).map(|seq| report(a, seq, &format!("a{seq}"))).collect();
+        store.commit_reports(&group.iter().collect::<Vec<_>>()).unwrap();
+    }
+    assert_eq!(store.report_milestones.len(), 200 / MILESTONE_EVERY as usize);
+    for seq in 1..=200 {
+        assert_eq!(store.report(a, seq).unwrap().unwrap().payload, format!("a{seq}").as_bytes());
+    }
+    // Take away the group holding seqs 131 to 140. A walk from the newest
+    // report down to seq 100 would need it; one from the milestone at 128
+    // does not.
+    let (gap, _) = store
+        .report_groups
+        .iter()
+        .map(Result::unwrap)
+        .find(|(_, value)| (0..10).any(|i| entry_in(Locator { group: 0, index: i }, value).unwrap().seq == 135))
+        .unwrap();
+    store.report_groups.remove(&gap).unwrap();
+    assert_eq!(store.report(a, 100).unwrap().unwrap().payload, b"a100");
+    assert_eq!(store.report(a, 195).unwrap().unwrap().payload, b"a195");
+    assert!(store.report(a, 135).is_err(), "its own group is gone");
+    // The resend check starts from the milestones too.
+    assert_eq!(store.commit_report(&report(a, 5, "a5")).unwrap(), Ok(CommitOutcome::Duplicate));
+    assert_eq!(
+        store.commit_report(&report(a, 100, "forged")).unwrap(),
+        Err(CommitReportError::Replayed { seq: 100, last_seq: 200 })
+    );
+}
