@@ -157,9 +157,9 @@ impl Group {
         Ok(newest)
     }
 
-    /// Follows a device's chain from `from` (its newest entry) inside the
-    /// transaction, this group's own entries included, to the entry for
-    /// `seq`. `Ok(None)` if the chain has no such entry; then the report,
+    /// Follows a device's chain from `from` (see [`Group::start_for`])
+    /// inside the transaction, this group's own entries included, to the
+    /// entry for `seq`. `Ok(None)` if the chain has no such entry; then the report,
     /// if stored, is a record in the `reports` tree.
     pub(super) fn find(
         &self,
