@@ -5,13 +5,15 @@
 //! - `devices`: device id (16 bytes) → [`DeviceRecord`];
 //! - `idx_hostname`, `idx_serial`: `lowercase(key) 0x00 device id` → empty,
 //!   updated in the same transaction as the device record;
-//! - `reports`: device id ‖ seq (big-endian u64) → the report's record:
+//! - `report_groups`, `report_milestones`: where each stored report is, one
+//!   record per committed group, chained per device (see `report_index.rs`);
+//!   the envelopes themselves are in the envelope log (`envelopes.rs`);
+//! - `reports`: device id ‖ seq (big-endian u64) → a report's record, as
+//!   stores before schema version 2 wrote them (read, no longer written):
 //!   `0xC2` (a byte MessagePack never uses), the sequence number of its
-//!   `report_accepted` audit event (big-endian u64, which `device history`
-//!   reads instead of an index entry per report), and a pointer to its
-//!   [`StoredEnvelope`]'s encoding in the envelope log (`envelopes.rs`).
-//!   Records written earlier in this tree hold the encoding itself, after
-//!   `0xC1` and the audit sequence number, or alone;
+//!   `report_accepted` audit event (big-endian u64), and a pointer to its
+//!   [`StoredEnvelope`]'s encoding in the envelope log; earlier still, the
+//!   encoding itself, after `0xC1` and the audit sequence number, or alone;
 //! - `tokens`: SHA-256 of the token secret → [`TokenRecord`];
 //! - `meta`: the schema version;
 //! - `inventory_latest`, `inventory_changes`: inventory history (see [`inventory`]).
@@ -774,20 +776,18 @@ impl Store {
     /// there) and audit sequence number (if it has one).
     fn decode_report_record(&self, value: &[u8]) -> Result<(StoredEnvelope, Option<u64>), StoreError> {
         let audit_seq = report_record_audit_seq(value)?;
-        let from_log;
-        let encoded = match value.first() {
+        let envelope = match value.first() {
             Some(&REPORT_IN_LOG) => {
                 let pointer = envelopes::Pointer::from_bytes(&value[9..]).ok_or_else(|| StoreError::Decode {
                     tree: "reports",
                     error: "report record's envelope pointer is not 12 bytes".to_owned(),
                 })?;
-                from_log = self.envelopes.read(pointer)?;
-                from_log.as_slice()
+                self.stored_envelope(pointer)?
             }
-            Some(&REPORT_WITH_AUDIT_SEQ) => &value[9..],
-            _ => value,
+            Some(&REPORT_WITH_AUDIT_SEQ) => decode::<VersionedEnvelope>("reports", &value[9..])?.into(),
+            _ => decode::<VersionedEnvelope>("reports", value)?.into(),
         };
-        Ok((decode::<VersionedEnvelope>("reports", encoded)?.into(), audit_seq))
+        Ok((envelope, audit_seq))
     }
 }
 
