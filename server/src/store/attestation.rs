@@ -131,6 +131,7 @@ impl Store {
             &self.idx_attestation_serial,
             &self.audit,
         );
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         let res = trees.transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, attestations, idx_att_serial, audit_tree)| {

@@ -4,12 +4,16 @@
 //! together. One transaction per group instead of one per report saves sled's
 //! per-transaction work, the audit frontier is read and written once per
 //! group, and each device's record is decoded and written once however many
-//! of its reports the group holds. The group's envelopes are appended to the
-//! envelope log, and synced, before the transaction that points at them.
+//! of its reports the group holds; a record whose hot fields alone changed
+//! is not written at all, but deferred to `device_hot` (see `hot.rs`). The
+//! group's envelopes are appended to the envelope log, and synced, before
+//! the transaction that points at them.
 //! Each report keeps the outcome it would have had if committed alone, in
 //! order.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{HashMap, HashSet};
 
 use custodian_proto::identity::DeviceId;
 use serde::Serialize;
@@ -19,7 +23,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::records::VersionedDevice;
 use super::{
     CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
-    audit, decode, envelopes, flatten_tx_error, inventory, inventory_change_event, lifecycle, put_device,
+    audit, decode, envelopes, flatten_tx_error, hot, inventory, inventory_change_event, lifecycle, put_device,
     replay_outcome, report_index, report_key,
 };
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
@@ -72,17 +76,32 @@ impl Prepared {
     }
 }
 
-/// A device's record within one transaction: as stored, and as the group's
+/// A device's record within one transaction: as stored in `devices` (the
+/// committer's copy, or read in this transaction), and as the group's
 /// reports so far have left it.
-struct CachedDevice {
-    stored: DeviceRecord,
+struct CachedDevice<'h> {
+    stored: Cow<'h, DeviceRecord>,
     current: DeviceRecord,
+    /// Whether this group changed it.
+    changed: bool,
+}
+
+/// What a group's transaction did to a device, for the committer's copies.
+struct Touched {
+    device_id: DeviceId,
+    /// The record as read from `devices` in the transaction, if it was.
+    read: Option<DeviceRecord>,
+    current: DeviceRecord,
+    /// Whether the transaction wrote it whole.
+    written: bool,
 }
 
 /// The trees a report touches, inside the transaction.
 struct Trees<'t> {
     /// For the envelope log, which a resent report is compared against.
     store: &'t Store,
+    /// The committer's device records, read before `devices`.
+    hot: &'t hot::HotDevices,
     devices: &'t TransactionalTree,
     /// Report records from before `report_groups`, for resends of those.
     reports: &'t TransactionalTree,
@@ -131,7 +150,12 @@ impl Store {
             &self.inventory_latest,
             &self.inventory_changes,
             &self.audit,
+            &self.device_hot,
         );
+        let mut hot = self.hot_devices()?;
+        // Every so often this group writes every deferred record, so that
+        // `device_hot` stays short and the committer's copies few.
+        let settle = hot.pending.len() + 1 >= hot::SETTLE_EVERY_GROUPS || hot.devices.len() >= hot::MAX_CACHED_DEVICES;
         let _gate = self.transaction_gate();
         let res = trees.transaction(
             |(
@@ -145,9 +169,11 @@ impl Store {
                 inventory_latest,
                 inventory_changes,
                 audit,
+                device_hot,
             )| {
                 let trees = Trees {
                     store: self,
+                    hot: &hot,
                     devices,
                     reports: reports_tree,
                     report_groups,
@@ -157,39 +183,99 @@ impl Store {
                     audit,
                 };
                 // Everything below starts afresh on each run of the closure.
-                let mut cache: HashMap<DeviceId, Option<CachedDevice>> = HashMap::new();
+                let mut cache: HashMap<DeviceId, Option<CachedDevice<'_>>> = HashMap::new();
                 let mut log = audit::Appender::load(audit)?;
-                let mut group = report_index::Group::new(log.next_seq());
+                let group_key = log.next_seq();
+                let mut group = report_index::Group::new(group_key);
                 let mut outcomes = Vec::with_capacity(reports.len());
                 for ((report, prepared), pointer) in reports.iter().zip(&pointers) {
                     let mut open = Open { cache: &mut cache, log: &mut log, group: &mut group };
                     outcomes.push(commit_one(&trees, &mut open, report, prepared, *pointer)?);
                 }
                 group.store(report_groups)?;
-                for cached in cache.values().flatten() {
-                    if cached.current != cached.stored {
-                        put_device(
-                            devices,
-                            idx_hostname,
-                            idx_serial,
-                            idx_facets,
-                            Some(&cached.stored),
-                            &cached.current,
-                        )?;
+                let mut touched = Vec::with_capacity(cache.len());
+                let mut deferred = Vec::new();
+                for (device_id, cached) in cache {
+                    let Some(CachedDevice { stored, current, changed }) = cached else { continue };
+                    // Unchanged by this group, a record may still differ
+                    // from `devices` by what earlier groups deferred.
+                    let dirty = current != *stored;
+                    let written = dirty && (settle || (changed && !hot::differs_only_in_hot_fields(&stored, &current)));
+                    if written {
+                        put_device(devices, idx_hostname, idx_serial, idx_facets, Some(&stored), &current)?;
+                    } else if changed && dirty {
+                        deferred.push(hot::HotFieldsV1::of(&current));
+                    }
+                    let read = match stored {
+                        Cow::Owned(read) => Some(read),
+                        Cow::Borrowed(_) => None,
+                    };
+                    touched.push(Touched { device_id, read, current, written });
+                }
+                if settle {
+                    // Those deferred by earlier groups, and not in this one.
+                    let in_group: HashSet<DeviceId> = touched.iter().map(|t| t.device_id).collect();
+                    for (device_id, cached) in &hot.devices {
+                        if cached.current != cached.durable && !in_group.contains(device_id) {
+                            put_device(
+                                devices,
+                                idx_hostname,
+                                idx_serial,
+                                idx_facets,
+                                Some(&cached.durable),
+                                &cached.current,
+                            )?;
+                        }
+                    }
+                    for key in &hot.pending {
+                        device_hot.remove(&key.to_be_bytes())?;
                     }
                 }
+                let deferred_key = (!settle && !deferred.is_empty()).then_some(group_key);
+                if let Some(key) = deferred_key {
+                    device_hot.insert(&key.to_be_bytes(), hot::encode_group(deferred))?;
+                }
                 log.store(audit)?;
-                Ok(outcomes)
+                Ok((outcomes, touched, deferred_key))
             },
         );
-        res.map_err(flatten_tx_error)
+        let (outcomes, touched, deferred_key) = res.map_err(flatten_tx_error)?;
+        remember(&mut hot, touched, settle, deferred_key);
+        Ok(outcomes)
     }
+}
+
+/// Brings the committer's device records up to date with a committed group,
+/// which wrote a `device_hot` record under `deferred_key` if it has one.
+fn remember(hot: &mut hot::HotDevices, touched: Vec<Touched>, settled: bool, deferred_key: Option<u64>) {
+    if settled {
+        // Everything is as stored; start afresh, which also bounds the memory.
+        hot.devices.clear();
+        hot.pending.clear();
+        return;
+    }
+    for Touched { device_id, read, current, written } in touched {
+        match hot.devices.entry(device_id) {
+            MapEntry::Occupied(mut cached) => {
+                let cached = cached.get_mut();
+                if written {
+                    cached.durable.clone_from(&current);
+                }
+                cached.current = current;
+            }
+            MapEntry::Vacant(slot) => {
+                let durable = if written { current.clone() } else { read.expect("read in the transaction") };
+                slot.insert(hot::Cached { durable, current });
+            }
+        }
+    }
+    hot.pending.extend(deferred_key);
 }
 
 /// What the group's transaction has changed so far and writes at the end:
 /// device records, audit events and report entries.
-struct Open<'a> {
-    cache: &'a mut HashMap<DeviceId, Option<CachedDevice>>,
+struct Open<'a, 'h> {
+    cache: &'a mut HashMap<DeviceId, Option<CachedDevice<'h>>>,
     log: &'a mut audit::Appender,
     group: &'a mut report_index::Group,
 }
@@ -197,9 +283,9 @@ struct Open<'a> {
 /// One report's part of the group's transaction. Device records are changed
 /// in the cache and written by the caller at the end, as are the audit
 /// events and report entries.
-fn commit_one(
-    trees: &Trees<'_>,
-    open: &mut Open<'_>,
+fn commit_one<'t>(
+    trees: &Trees<'t>,
+    open: &mut Open<'_, 't>,
     report: &IncomingReport,
     prepared: &Prepared,
     pointer: envelopes::Pointer,
@@ -208,19 +294,26 @@ fn commit_one(
     let cached = match open.cache.get_mut(&device_id) {
         Some(cached) => cached,
         None => {
-            let loaded = match trees.devices.get(device_id.as_bytes())? {
-                None => None,
-                Some(bytes) => {
-                    let stored: DeviceRecord = decode::<VersionedDevice>("devices", &bytes)
-                        .map_err(ConflictableTransactionError::Abort)?
-                        .into();
-                    Some(CachedDevice { current: stored.clone(), stored })
-                }
+            let loaded = match trees.hot.devices.get(&device_id) {
+                Some(cached) => Some(CachedDevice {
+                    stored: Cow::Borrowed(&cached.durable),
+                    current: cached.current.clone(),
+                    changed: false,
+                }),
+                None => match trees.devices.get(device_id.as_bytes())? {
+                    None => None,
+                    Some(bytes) => {
+                        let stored: DeviceRecord = decode::<VersionedDevice>("devices", &bytes)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .into();
+                        Some(CachedDevice { current: stored.clone(), stored: Cow::Owned(stored), changed: false })
+                    }
+                },
             };
             open.cache.entry(device_id).or_insert(loaded)
         }
     };
-    let Some(CachedDevice { current: device, .. }) = cached else {
+    let Some(CachedDevice { current: device, changed, .. }) = cached else {
         return Ok(Err(CommitReportError::UnknownDevice(device_id)));
     };
     if device.revocation.is_some() {
@@ -260,6 +353,7 @@ fn commit_one(
         report.envelope.received_at_ms,
         &report.content,
     )?;
+    *changed = true;
     let previous_seq = device.last_seq;
     device.last_seq = report.seq;
     device.n_reports += 1;

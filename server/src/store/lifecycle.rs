@@ -456,6 +456,7 @@ impl Store {
                 event
             })
             .collect();
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
             .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree)| {
@@ -508,6 +509,7 @@ impl Store {
                 event = event.with_detail(key, value.clone());
             }
         }
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit, &disposals)
             .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree, disposals)| {

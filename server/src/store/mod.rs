@@ -2,7 +2,10 @@
 //! is the only module that touches sled; everything else sees records.
 //!
 //! Trees:
-//! - `devices`: device id (16 bytes) → [`DeviceRecord`];
+//! - `devices`: device id (16 bytes) → [`DeviceRecord`], perhaps behind on
+//!   its report-driven fields, which `device_hot` (group key → those fields)
+//!   holds until they are settled (see `hot.rs`): read it only through
+//!   [`Store::device`] and [`Store::list_devices`], or after `Store::settled`;
 //! - `idx_hostname`, `idx_serial`: `lowercase(key) 0x00 device id` → empty,
 //!   updated in the same transaction as the device record;
 //! - `report_groups`, `report_milestones`: where each stored report is, one
@@ -31,6 +34,7 @@ mod commit;
 mod custody;
 mod disposal;
 mod envelopes;
+mod hot;
 pub mod inventory;
 mod lifecycle;
 mod records;
@@ -38,7 +42,7 @@ mod report_index;
 mod rollout;
 
 use std::path::Path;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use custodian_proto::identity::DeviceId;
 use serde::Serialize;
@@ -74,7 +78,9 @@ use crate::lifecycle::LifecycleState;
 /// - 1: everything before `report_groups`.
 /// - 2: reports are entries in `report_groups` (decision 010); version-1
 ///   stores are read as they are, with no migration.
-const SCHEMA_VERSION: u64 = 2;
+/// - 3: device records' hot fields may be deferred to `device_hot`
+///   (decision 011), which an older build would not apply.
+const SCHEMA_VERSION: u64 = 3;
 const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 
 /// A storage failure: the disk, sled, or a value that does not decode.
@@ -237,8 +243,12 @@ pub struct Store {
     audit_checkpoints: sled::Tree,
     attestations: sled::Tree,
     idx_attestation_serial: sled::Tree,
+    /// Devices' hot fields deferred by the committer (see `hot.rs`).
+    device_hot: sled::Tree,
     /// Keeps flushes and transactions apart (see [`Store::transaction_gate`]).
     gate: Arc<RwLock<()>>,
+    /// The committer's device records (see `hot.rs`).
+    hot: Arc<Mutex<hot::HotDevices>>,
 }
 
 impl Store {
@@ -289,10 +299,14 @@ impl Store {
             attestations: db.open_tree(attestation::ATTESTATIONS_TREE)?,
             idx_attestation_serial: db.open_tree(attestation::IDX_SERIAL_TREE)?,
             idx_facets: db.open_tree("idx_facets")?,
+            device_hot: db.open_tree(hot::TREE)?,
             gate: Arc::default(),
+            hot: Arc::default(),
             envelopes: envelopes::EnvelopeLog::open(path)?,
             db,
         };
+        // Device records as the last run left them, deferred fields and all.
+        drop(store.settled()?);
         store.build_facet_index_if_missing()?;
         Ok(store)
     }
@@ -367,6 +381,7 @@ impl Store {
         device: DeviceRecord,
         register_match: Option<DeviceId>,
     ) -> Result<DeviceRecord, EnrollError> {
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         let res = (&self.tokens, &self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit)
             .transaction(|(tokens, devices, idx_hostname, idx_serial, idx_facets, audit)| {
@@ -429,6 +444,7 @@ impl Store {
 
     /// The device with this id.
     pub fn device(&self, device_id: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        drop(self.settled()?);
         self.devices
             .get(device_id.as_bytes())?
             .map(|bytes| decode::<VersionedDevice>("devices", &bytes).map(Into::into))
@@ -460,6 +476,7 @@ impl Store {
 
     /// Every device, ordered by hostname then id.
     pub fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        drop(self.settled()?);
         let mut devices = self
             .devices
             .iter()
@@ -523,6 +540,7 @@ impl Store {
         change: impl Fn(&mut DeviceRecord) -> bool,
         event: Option<AuditEvent>,
     ) -> Result<Option<(DeviceRecord, bool)>, StoreError> {
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit).transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, audit)| {

@@ -301,6 +301,7 @@ impl Store {
         let lines: Vec<(u64, &crate::rollout::BookingRequest)> =
             rows.iter().filter_map(|(line, row)| row.as_ref().ok().map(|req| (*line, req))).collect();
         let (_, bookings) = self.rollout_trees()?;
+        let _hot = self.settled()?;
         let _gate = self.transaction_gate();
         (&bookings, &self.devices, &self.audit)
             .transaction(|(bookings, devices, audit_tree)| {
