@@ -48,7 +48,10 @@ pub struct LatestInventoryV1 {
     pub received_at_ms: i64,
     /// SHA-256 of its protobuf bytes as signed.
     pub sha256: [u8; 32],
-    /// Its protobuf bytes as signed.
+    /// Its protobuf bytes: prost's encoding of the inventory as decoded.
+    /// That is the bytes as signed unless the agent sent fields this server
+    /// does not know; the signed bytes themselves are in the report's
+    /// envelope, in the envelope log.
     #[serde(with = "serde_bytes")]
     pub inventory: Vec<u8>,
 }
