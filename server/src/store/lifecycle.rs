@@ -342,6 +342,7 @@ impl Store {
     /// Every device that passes `filter`, ordered by hostname then id. Only
     /// the devices that pass are sorted.
     pub fn list_devices_where(&self, filter: impl Fn(&DeviceRecord) -> bool) -> Result<Vec<DeviceRecord>, StoreError> {
+        drop(self.settled()?);
         let mut devices = Vec::new();
         for bytes in self.devices.iter().values() {
             let device: DeviceRecord = decode::<VersionedDevice>("devices", &bytes?)?.into();

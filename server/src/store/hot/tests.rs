@@ -79,6 +79,25 @@ fn a_reader_sees_deferred_fields_and_writes_them() {
 }
 
 #[test]
+fn every_way_of_reading_devices_sees_deferred_fields() {
+    type Read = fn(&Store, DeviceId) -> DeviceRecord;
+    let reads: [(&str, Read); 4] = [
+        ("device", |store, id| store.device(id).unwrap().unwrap()),
+        ("find_devices", |store, id| store.find_devices(&id.to_string()).unwrap().remove(0)),
+        ("list_devices", |store, _| store.list_devices().unwrap().remove(0)),
+        ("list_devices_where", |store, _| store.list_devices_where(|_| true).unwrap().remove(0)),
+    ];
+    for (name, read) in reads {
+        let (_dir, store) = temp_store();
+        let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
+        commit_deferred(&store, device_id, 3);
+        let device = read(&store, device_id);
+        assert_eq!(device.last_seq, 3, "{name}");
+        check_up_to_date(&device, 3);
+    }
+}
+
+#[test]
 fn a_restart_applies_what_was_deferred() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
