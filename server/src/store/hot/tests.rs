@@ -293,7 +293,7 @@ fn concurrent_readers_and_writers_lose_nothing() {
             accepted_by_revoked
         });
         let reader = scope.spawn(|| {
-            let mut seen = vec![0u64; DEVICES];
+            let mut seen = [0u64; DEVICES];
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 for (i, id) in ids.iter().enumerate() {
                     let device = store.device(*id).unwrap().unwrap();
