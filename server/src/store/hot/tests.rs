@@ -352,3 +352,23 @@ fn concurrent_readers_and_writers_lose_nothing() {
     check(&store);
     check(&store);
 }
+
+#[test]
+fn a_thread_that_panicked_holding_the_committers_devices_loses_nothing() {
+    let (_dir, store) = temp_store();
+    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
+    commit_deferred(&store, device_id, 3);
+    let holder = store.clone();
+    let panicked = std::thread::spawn(move || {
+        let _devices = holder.hot.lock().unwrap();
+        panic!("a committer bug");
+    })
+    .join();
+    assert!(panicked.is_err() && store.hot.is_poisoned());
+
+    // The next commit drops the copies it can no longer trust, settles from
+    // `device_hot`, and goes on.
+    commit(&store, &[report(device_id, 4, "ward-pc")]);
+    assert!(!store.hot.is_poisoned());
+    check_up_to_date(&store.device(device_id).unwrap().unwrap(), 4);
+}
