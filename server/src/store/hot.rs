@@ -12,11 +12,11 @@
 //! group's transaction writes them, for all such devices at once, as one
 //! record in tree `device_hot` (group key → [`HotFieldsV1`] per device), and
 //! leaves the device record as it was. Any other change (hostname, serial,
-//! MACs, a new inventory verdict) writes the whole record in that
+//! MACs, a changed inventory verdict) writes the whole record in that
 //! transaction, as before. Every [`SETTLE_EVERY_GROUPS`] groups the
 //! committer writes every deferred record and removes the `device_hot`
-//! records, in the same transaction as that group; so it does when it holds
-//! [`MAX_CACHED_DEVICES`] records, and then starts afresh.
+//! records, in the same transaction as that group, and starts afresh; it
+//! does the same when it holds [`MAX_CACHED_DEVICES`] records.
 //!
 //! Everything else sees settled records: [`Store::settled`] applies the
 //! `device_hot` records to the device records and removes them, in one
@@ -187,8 +187,10 @@ impl Store {
             Ok(hot) => Ok(hot),
             Err(poisoned) => {
                 let mut hot = poisoned.into_inner();
-                self.hot.clear_poison();
+                // Until this succeeds the lock stays poisoned, so the next
+                // caller tries again rather than trust the copies.
                 self.settle(&mut hot)?;
+                self.hot.clear_poison();
                 Ok(hot)
             }
         }
@@ -196,9 +198,9 @@ impl Store {
 
     /// Brings every device record up to date (see the module doc), makes the
     /// committer read them afresh, and returns the guard that keeps it from
-    /// changing one until it is dropped. Readers of `devices` drop it at once; other writers hold
-    /// it through their transaction. Never call it holding the transaction
-    /// gate, or holding this guard already.
+    /// changing one until it is dropped. Readers of `devices` drop it at
+    /// once; other writers hold it through their transaction. Never call it
+    /// holding the transaction gate, or holding this guard already.
     pub(super) fn settled(&self) -> Result<std::sync::MutexGuard<'_, HotDevices>, StoreError> {
         let mut hot = self.hot_devices()?;
         if self.device_hot.is_empty() {
