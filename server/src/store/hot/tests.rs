@@ -51,6 +51,15 @@ fn commit_deferred(store: &Store, device_id: DeviceId, n: u64) {
     assert!(!store.device_hot.is_empty());
 }
 
+/// A fresh store with one device, `pc`, whose reports 1..=n were committed
+/// and 2..=n deferred.
+fn deferred(n: u64) -> (tempfile::TempDir, Store, DeviceId) {
+    let (dir, store) = temp_store();
+    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
+    commit_deferred(&store, device_id, n);
+    (dir, store, device_id)
+}
+
 fn check_up_to_date(device: &DeviceRecord, n: u64) {
     assert_eq!(device.last_seq, n);
     assert_eq!(device.n_reports, n);
@@ -62,9 +71,7 @@ fn check_up_to_date(device: &DeviceRecord, n: u64) {
 
 #[test]
 fn a_reader_sees_deferred_fields_and_writes_them() {
-    let (_dir, store) = temp_store();
-    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-    commit_deferred(&store, device_id, 5);
+    let (_dir, store, device_id) = deferred(5);
 
     check_up_to_date(&store.device(device_id).unwrap().unwrap(), 5);
     check_up_to_date(&raw(&store, device_id), 5);
@@ -88,9 +95,7 @@ fn every_way_of_reading_devices_sees_deferred_fields() {
         ("list_devices_where", |store, _| store.list_devices_where(|_| true).unwrap().remove(0)),
     ];
     for (name, read) in reads {
-        let (_dir, store) = temp_store();
-        let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-        commit_deferred(&store, device_id, 3);
+        let (_dir, store, device_id) = deferred(3);
         let device = read(&store, device_id);
         assert_eq!(device.last_seq, 3, "{name}");
         check_up_to_date(&device, 3);
@@ -121,9 +126,7 @@ fn a_restart_applies_what_was_deferred() {
 
 #[test]
 fn a_revocation_keeps_the_deferred_fields_and_stops_the_next_report() {
-    let (_dir, store) = temp_store();
-    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-    commit_deferred(&store, device_id, 4);
+    let (_dir, store, device_id) = deferred(4);
     let revocation = Revocation { revoked_at_ms: 5, revoked_by: "alice".to_owned(), reason: "stolen".to_owned() };
     let (device, revoked) = store.revoke(device_id, revocation).unwrap().unwrap();
     assert!(revoked);
@@ -138,9 +141,7 @@ fn a_revocation_keeps_the_deferred_fields_and_stops_the_next_report() {
 
 #[test]
 fn other_changes_are_written_at_once() {
-    let (_dir, store) = temp_store();
-    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-    commit_deferred(&store, device_id, 3);
+    let (_dir, store, device_id) = deferred(3);
     commit(&store, &[report(device_id, 4, "theatre-pc")]);
     let stored = raw(&store, device_id);
     assert_eq!((stored.hostname.as_str(), stored.last_seq), ("theatre-pc", 4), "a new hostname is not deferred");
@@ -172,9 +173,7 @@ fn the_committer_settles_every_so_many_groups() {
 
 #[test]
 fn a_deferred_record_never_undoes_a_later_whole_one() {
-    let (_dir, store) = temp_store();
-    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-    commit_deferred(&store, device_id, 3);
+    let (_dir, store, device_id) = deferred(3);
     // Written whole (new hostname) after the deferred records of 2 and 3.
     commit(&store, &[report(device_id, 4, "theatre-pc")]);
     commit(&store, &[report(device_id, 5, "theatre-pc")]);
@@ -355,9 +354,7 @@ fn concurrent_readers_and_writers_lose_nothing() {
 
 #[test]
 fn a_thread_that_panicked_holding_the_committers_devices_loses_nothing() {
-    let (_dir, store) = temp_store();
-    let device_id = test_support::enroll(&store, "pc", DeviceKind::Workstation);
-    commit_deferred(&store, device_id, 3);
+    let (_dir, store, device_id) = deferred(3);
     let holder = store.clone();
     let panicked = std::thread::spawn(move || {
         let _devices = holder.hot.lock().unwrap();
