@@ -39,10 +39,10 @@ enum VersionedEnvelopeRef<'a> {
 
 /// What can be worked out about a report before its transaction (which sled
 /// may run more than once): encodings, hashes and its audit event. The
-/// intake prepares reports in the handlers, in parallel, so that the one
-/// committer thread does only what must be serial.
+/// intake prepares reports as they are queued (on the verifier thread, or a
+/// handler's), so that the one committer thread does only what must be
+/// serial.
 pub struct Prepared {
-    key: [u8; 24],
     /// The stored envelope's encoding, for the envelope log.
     envelope: Vec<u8>,
     macs: Vec<String>,
@@ -72,7 +72,7 @@ impl Prepared {
         event.evidence.push(Evidence::of("report_payload", &report.envelope.payload));
         let envelope =
             rmp_serde::to_vec_named(&VersionedEnvelopeRef::V1(&report.envelope)).expect("records always serialise");
-        Self { key: report_key(report.device_id, report.seq), envelope, macs, verdict, event }
+        Self { envelope, macs, verdict, event }
     }
 }
 
@@ -335,7 +335,7 @@ fn commit_one<'t>(
             Some(entry) => {
                 Some(trees.store.stored_envelope(entry.pointer).map_err(ConflictableTransactionError::Abort)?)
             }
-            None => match trees.reports.get(prepared.key)? {
+            None => match trees.reports.get(report_key(device_id, report.seq))? {
                 Some(stored) => {
                     Some(trees.store.decode_report_record(&stored).map_err(ConflictableTransactionError::Abort)?.0)
                 }
