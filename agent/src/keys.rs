@@ -29,7 +29,7 @@ impl DeviceKey {
         if state.key().exists() {
             return Self::load(state);
         }
-        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+        let signing = custodian_proto::envelope::generate_key();
         let pem = signing.to_pkcs8_pem(LineEnding::LF).context("encode device key")?.to_string();
         custodian_proto::files::write_private(&state.key(), pem.as_bytes()).context("write device key")?;
         Ok(Self { signing, pem })

@@ -58,6 +58,18 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A new Ed25519 signing key from the operating system's random source.
+///
+/// What `SigningKey::generate` does, without tying callers to the
+/// `rand_core` version ed25519-dalek uses: 32 bytes from the OS are the
+/// secret key, and they are wiped once the key is made.
+pub fn generate_key() -> SigningKey {
+    use rand::RngCore;
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(secret.as_mut());
+    SigningKey::from_bytes(&secret)
+}
+
 /// Signs `payload` (already-encoded protobuf bytes) as `payload_type`.
 pub fn sign(key: &SigningKey, payload_type: &str, payload: Vec<u8>) -> SignedEnvelope {
     let signature = key.sign(&pae(payload_type, &payload));

@@ -201,7 +201,7 @@ pub fn init(data_dir: &DataDir, sans: &[String]) -> anyhow::Result<()> {
 
     // The signing key for checkpoints and certificates (Ed25519, so that stock
     // `openssl pkeyutl -verify -rawin` checks what it signs).
-    let signing_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let signing_key = custodian_proto::envelope::generate_key();
     let private_pem = signing_key.to_pkcs8_pem(LineEnding::LF).context("encode signing key")?;
     let public_pem =
         signing_key.verifying_key().to_public_key_pem(LineEnding::LF).context("encode signing public key")?;

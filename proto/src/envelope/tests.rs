@@ -24,6 +24,16 @@ fn a_signed_envelope_verifies_and_returns_the_exact_payload() {
 }
 
 #[test]
+fn generated_keys_are_fresh_and_sign_envelopes_that_verify() {
+    let (a, b) = (generate_key(), generate_key());
+    assert_ne!(a.to_bytes(), b.to_bytes(), "two generated keys must differ");
+    assert_ne!(a.to_bytes(), [0u8; 32], "the secret must come from the random source");
+    let envelope = sign(&a, REPORT_PAYLOAD_TYPE, b"payload".to_vec());
+    assert!(verify(&a.verifying_key(), &envelope, REPORT_PAYLOAD_TYPE).is_ok());
+    assert_eq!(verify(&b.verifying_key(), &envelope, REPORT_PAYLOAD_TYPE), Err(VerifyEnvelopeError::BadSignature));
+}
+
+#[test]
 fn a_changed_payload_byte_fails() {
     let key = key(1);
     let mut envelope = sign(&key, REPORT_PAYLOAD_TYPE, b"payload".to_vec());

@@ -126,7 +126,7 @@ struct Machine {
 
 impl Machine {
     async fn enroll(server: &TestServer, token: &str, hostname: &str, serial: &str) -> Result<Self, tonic::Status> {
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let key = custodian_proto::envelope::generate_key();
         let key_pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
         let key_pair = rcgen::KeyPair::from_pem(&key_pem).unwrap();
         let csr_pem = rcgen::CertificateParams::default().serialize_request(&key_pair).unwrap().pem().unwrap();

@@ -62,7 +62,7 @@ async fn bad_signature_is_refused_and_nothing_stored() {
     let mut flipped = genuine.clone();
     flipped.signature[10] ^= 0x80;
     let truncated = pb::SignedEnvelope { signature: genuine.signature[..63].to_vec(), ..genuine.clone() };
-    let other_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let other_key = custodian_proto::envelope::generate_key();
     let foreign = custodian_proto::envelope::sign(&other_key, &genuine.payload_type, genuine.payload.clone());
 
     for (envelope, detail) in

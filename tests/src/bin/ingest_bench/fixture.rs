@@ -10,7 +10,6 @@ use custodian_agent::keys::DeviceKey;
 use custodian_proto::channel::{ClientIdentity, connect};
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
-use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -243,7 +242,7 @@ impl Fleet {
 }
 
 async fn enroll_one(url: &str, ca_pem: &str, token: &str, device_idx: usize) -> anyhow::Result<Device> {
-    let signing = SigningKey::generate(&mut rand::rngs::OsRng);
+    let signing = custodian_proto::envelope::generate_key();
     let pem = signing.to_pkcs8_pem(LineEnding::LF).context("encode device key")?.to_string();
     let key = DeviceKey { signing, pem };
     let hostname = format!("ward7-ws-{device_idx:05}");
