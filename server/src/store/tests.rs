@@ -154,6 +154,22 @@ fn everything_survives_reopening() {
     assert_eq!(store.report(id, 1).unwrap().unwrap().payload, b"one");
 }
 
+/// `flush_blocking` ends with an `fdatasync` of the file it opened itself,
+/// because sled's flush does not make its writes survive a power cut. That
+/// is only worth anything if the file is the one sled writes to.
+#[test]
+fn the_file_a_flush_syncs_is_the_one_sled_writes() {
+    let (_dir, store) = temp_store();
+    let before = store.db_file.metadata().unwrap().len();
+    let tree = store.db.open_tree("test_bulk").unwrap();
+    for i in 0u32..64 {
+        tree.insert(i.to_be_bytes(), vec![i as u8; 4096]).unwrap();
+    }
+    store.flush_blocking().unwrap();
+    let after = store.db_file.metadata().unwrap().len();
+    assert!(after >= before + 64 * 4096, "sled wrote 256 KiB elsewhere: the file went from {before} to {after} bytes");
+}
+
 #[test]
 fn a_store_from_an_older_version_opens_and_is_marked_with_this_one() {
     let dir = tempfile::tempdir().unwrap();
