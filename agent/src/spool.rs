@@ -22,6 +22,9 @@ const INVENTORY_SHA256_KEY: &[u8] = b"inventory_sha256";
 /// The agent's spool.
 pub struct Spool {
     db: sled::Db,
+    /// sled's own file, opened again so that a sync can end with an
+    /// `fdatasync` (see [`Spool::sync`]).
+    db_file: std::fs::File,
     outbox: sled::Tree,
     rejected: sled::Tree,
     meta: sled::Tree,
@@ -39,7 +42,9 @@ impl Spool {
             }
             e => anyhow::Error::new(e).context(format!("open spool {}", path.display())),
         })?;
+        let db_file = std::fs::File::open(path.join("db")).context("open the spool's file")?;
         Ok(Self {
+            db_file,
             outbox: db.open_tree("outbox")?,
             rejected: db.open_tree("rejected")?,
             meta: db.open_tree("meta")?,
@@ -68,7 +73,7 @@ impl Spool {
             TransactionError::Abort(why) => anyhow::anyhow!("spool: {why}"),
             TransactionError::Storage(e) => anyhow::Error::new(e).context("write spool"),
         })?;
-        self.db.flush().context("sync spool")?;
+        self.sync()?;
         Ok(seq)
     }
 
@@ -131,7 +136,17 @@ impl Spool {
 
     /// Syncs removals to disk.
     pub fn flush(&self) -> anyhow::Result<()> {
+        self.sync()
+    }
+
+    /// Makes every write so far durable: sled's flush, then an `fdatasync`
+    /// of its file. sled 0.34's flush stops at `sync_file_range`, which
+    /// neither empties the disk's write cache nor writes the file's metadata
+    /// (spacejam/sled#1452), so a power cut could otherwise take a report
+    /// the agent has just spooled, and with it the sequence number it used.
+    fn sync(&self) -> anyhow::Result<()> {
         self.db.flush().context("sync spool")?;
+        self.db_file.sync_data().context("sync the spool's file")?;
         Ok(())
     }
 }
@@ -142,6 +157,28 @@ mod tests {
 
     fn envelope(seq: u64) -> pb::SignedEnvelope {
         pb::SignedEnvelope { payload: seq.to_be_bytes().to_vec(), payload_type: "t".to_owned(), signature: vec![] }
+    }
+
+    /// The `fdatasync` that ends a sync is only worth anything if it is of
+    /// the file sled writes.
+    #[test]
+    fn the_file_a_sync_syncs_is_the_one_sled_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let before = spool.db_file.metadata().unwrap().len();
+        let big = |seq: u64| pb::SignedEnvelope {
+            payload: vec![seq as u8; 4096],
+            payload_type: "t".to_owned(),
+            signature: vec![],
+        };
+        for _ in 0..64 {
+            spool.append(big).unwrap();
+        }
+        let after = spool.db_file.metadata().unwrap().len();
+        assert!(
+            after >= before + 64 * 4096,
+            "sled wrote 256 KiB elsewhere: the file went from {before} to {after} bytes"
+        );
     }
 
     #[test]
