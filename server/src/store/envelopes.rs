@@ -134,7 +134,8 @@ impl EnvelopeLog {
     }
 }
 
-fn io_error(what: &str, e: &std::io::Error) -> StoreError {
+/// An I/O failure as a store error, saying what was being done.
+pub(super) fn io_error(what: &str, e: &std::io::Error) -> StoreError {
     StoreError::Sled(sled::Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}"))))
 }
 

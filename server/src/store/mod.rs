@@ -309,9 +309,10 @@ impl Store {
             gate: Arc::default(),
             hot: Arc::default(),
             envelopes: envelopes::EnvelopeLog::open(path)?,
-            db_file: Arc::new(std::fs::File::open(path.join(SLED_FILE)).map_err(|e| {
-                StoreError::Sled(sled::Error::Io(std::io::Error::new(e.kind(), format!("open the store's file: {e}"))))
-            })?),
+            db_file: Arc::new(
+                std::fs::File::open(path.join(SLED_FILE))
+                    .map_err(|e| envelopes::io_error("open the store's file", &e))?,
+            ),
             db,
         };
         // Device records as the last run left them, deferred fields and all.
@@ -346,9 +347,7 @@ impl Store {
             let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
             self.db.flush()?;
         }
-        self.db_file.sync_data().map_err(|e| {
-            StoreError::Sled(sled::Error::Io(std::io::Error::new(e.kind(), format!("sync the store's file: {e}"))))
-        })
+        self.db_file.sync_data().map_err(|e| envelopes::io_error("sync the store's file", &e))
     }
 
     /// Held (shared) around every transaction, and exclusively by a flush.
