@@ -25,8 +25,8 @@ use sled::transaction::ConflictableTransactionError;
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
 
 use super::{
-    CommitOutcome, CommitReportError, DeviceKind, DeviceRecord, Store, StoreError, StoredEnvelope, VersionedDevice,
-    decode, encode, flatten_tx_error, index_prefix, put_device, replay_outcome, report_key,
+    CommitOutcome, CommitReportError, DeviceKind, DeviceRecord, Store, StoreError, StoredEnvelope, decode, device_in,
+    encode, flatten_tx_error, index_prefix, put_device, replay_outcome, report_key,
 };
 
 pub(super) const ATTESTATIONS_TREE: &str = "attestations";
@@ -135,11 +135,9 @@ impl Store {
         let _gate = self.transaction_gate();
         let res = trees.transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, attestations, idx_att_serial, audit_tree)| {
-                let Some(bytes) = devices.get(att.signer.as_bytes())? else {
+                let Some(old) = device_in(devices, att.signer)? else {
                     return Ok(Err(CommitReportError::UnknownDevice(att.signer)));
                 };
-                let old: DeviceRecord =
-                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
                 if old.revocation.is_some() {
                     return Ok(Err(CommitReportError::Revoked(att.signer)));
                 }

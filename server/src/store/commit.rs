@@ -20,10 +20,9 @@ use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
-use super::records::VersionedDevice;
 use super::{
     CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, Store, StoreError, StoredEnvelope,
-    audit, decode, envelopes, flatten_tx_error, hot, inventory, inventory_change_event, lifecycle, put_device,
+    audit, device_in, envelopes, flatten_tx_error, hot, inventory, inventory_change_event, lifecycle, put_device,
     replay_outcome, report_index, report_key,
 };
 use crate::audit::event::{AuditEvent, EventKind, Evidence};
@@ -300,15 +299,11 @@ fn commit_one<'t>(
                     current: cached.current.clone(),
                     changed: false,
                 }),
-                None => match trees.devices.get(device_id.as_bytes())? {
-                    None => None,
-                    Some(bytes) => {
-                        let stored: DeviceRecord = decode::<VersionedDevice>("devices", &bytes)
-                            .map_err(ConflictableTransactionError::Abort)?
-                            .into();
-                        Some(CachedDevice { current: stored.clone(), stored: Cow::Owned(stored), changed: false })
-                    }
-                },
+                None => device_in(trees.devices, device_id)?.map(|stored| CachedDevice {
+                    current: stored.clone(),
+                    stored: Cow::Owned(stored),
+                    changed: false,
+                }),
             };
             open.cache.entry(device_id).or_insert(loaded)
         }

@@ -35,7 +35,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::records::{InventoryVerdictV1, ReportLocatorV1};
-use super::{DeviceRecord, Store, StoreError, decode, encode, flatten_tx_error, put_device};
+use super::{DeviceRecord, Store, StoreError, decode, device_in, encode, flatten_tx_error, put_device};
 
 /// The tree's name.
 pub(super) const TREE: &str = "device_hot";
@@ -263,15 +263,12 @@ fn stored_device(
     device_id: DeviceId,
     key: &[u8],
 ) -> Result<DeviceRecord, ConflictableTransactionError<StoreError>> {
-    let Some(bytes) = devices.get(device_id.as_bytes())? else {
-        return Err(ConflictableTransactionError::Abort(StoreError::Decode {
+    device_in(devices, device_id)?.ok_or_else(|| {
+        ConflictableTransactionError::Abort(StoreError::Decode {
             tree: TREE,
             error: format!("record {} names device {device_id}, which is not stored", key_u64(key)),
-        }));
-    };
-    let stored =
-        decode::<super::records::VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?;
-    Ok(stored.into())
+        })
+    })
 }
 
 fn key_u64(key: &[u8]) -> String {

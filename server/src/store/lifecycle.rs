@@ -9,10 +9,10 @@ use std::ops::{Bound, ControlFlow};
 use custodian_proto::identity::DeviceId;
 use custodian_proto::v1 as pb;
 use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 
 use super::{
-    DeviceRecord, EnrollError, Store, StoreError, VersionedDevice, audit, decode, flatten_tx_error, put_device,
+    DeviceRecord, EnrollError, Store, StoreError, VersionedDevice, audit, decode, device_in, flatten_tx_error,
+    put_device,
 };
 use crate::audit::event::{AuditEvent, EventKind};
 use crate::lifecycle::LifecycleState;
@@ -514,11 +514,9 @@ impl Store {
         let _gate = self.transaction_gate();
         (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit, &disposals)
             .transaction(|(devices, idx_hostname, idx_serial, idx_facets, audit_tree, disposals)| {
-                let Some(bytes) = devices.get(device_id.as_bytes())? else {
+                let Some(old) = device_in(devices, device_id)? else {
                     return Ok(None);
                 };
-                let old: DeviceRecord =
-                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
                 if old.state != expected.state {
                     return Ok(Some(TransitionOutcome::StateChanged(old.state)));
                 }

@@ -565,11 +565,9 @@ impl Store {
         let _gate = self.transaction_gate();
         let res = (&self.devices, &self.idx_hostname, &self.idx_serial, &self.idx_facets, &self.audit).transaction(
             |(devices, idx_hostname, idx_serial, idx_facets, audit)| {
-                let Some(bytes) = devices.get(device_id.as_bytes())? else {
+                let Some(old) = device_in(devices, device_id)? else {
                     return Ok(None);
                 };
-                let old: DeviceRecord =
-                    decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?.into();
                 let mut device = old.clone();
                 let changed = change(&mut device);
                 if changed {
@@ -712,6 +710,18 @@ fn check_token(token: &TokenRecord, now_ms: i64) -> Result<(), EnrollError> {
         return Err(EnrollError::TokenExpired);
     }
     Ok(())
+}
+
+/// The device record stored under `device_id`, read inside a transaction.
+fn device_in(
+    devices: &TransactionalTree,
+    device_id: DeviceId,
+) -> Result<Option<DeviceRecord>, ConflictableTransactionError<StoreError>> {
+    let Some(bytes) = devices.get(device_id.as_bytes())? else {
+        return Ok(None);
+    };
+    let device = decode::<VersionedDevice>("devices", &bytes).map_err(ConflictableTransactionError::Abort)?;
+    Ok(Some(device.into()))
 }
 
 /// Writes `device` and moves its index entries from `old`'s keys to its own.
