@@ -68,21 +68,18 @@ impl Entry {
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.audit_seq.to_be_bytes());
         out.extend_from_slice(&self.pointer.to_bytes());
-        let (group, index) = self.prev.map_or((u64::MAX, u32::MAX), |prev| (prev.group, prev.index));
-        out.extend_from_slice(&group.to_be_bytes());
-        out.extend_from_slice(&index.to_be_bytes());
+        out.extend_from_slice(&locator_bytes(self.prev.unwrap_or(NO_PREV)));
     }
 
     fn decode(bytes: &[u8]) -> Self {
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let group = u64_at(44);
-        let index = u32::from_be_bytes(bytes[52..56].try_into().expect("4 bytes"));
+        let prev = locator_from(bytes[44..56].try_into().expect("12 bytes"));
         Self {
             device_id: DeviceId::from_bytes(bytes[..16].try_into().expect("16 bytes")),
             seq: u64_at(16),
             audit_seq: u64_at(24),
             pointer: envelopes::Pointer::from_bytes(&bytes[32..44]).expect("12 bytes"),
-            prev: (group != u64::MAX || index != u32::MAX).then_some(Locator { group, index }),
+            prev: (prev != NO_PREV).then_some(prev),
         }
     }
 }
@@ -202,10 +199,7 @@ pub(super) fn record_milestone(
     locator: Locator,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
     if seq / MILESTONE_EVERY != previous_seq / MILESTONE_EVERY {
-        let mut value = [0u8; 12];
-        value[..8].copy_from_slice(&locator.group.to_be_bytes());
-        value[8..].copy_from_slice(&locator.index.to_be_bytes());
-        milestones.insert(&milestone_key(device_id, seq / MILESTONE_EVERY), &value)?;
+        milestones.insert(&milestone_key(device_id, seq / MILESTONE_EVERY), &locator_bytes(locator))?;
     }
     Ok(())
 }
@@ -232,14 +226,30 @@ fn probes(device_id: DeviceId, seq: u64, last_seq: u64) -> impl Iterator<Item = 
 }
 
 fn milestone_locator(value: &[u8]) -> Result<Locator, StoreError> {
-    let bytes: [u8; 12] = value.try_into().map_err(|_| StoreError::Decode {
+    let bytes: &[u8; 12] = value.try_into().map_err(|_| StoreError::Decode {
         tree: MILESTONES,
         error: format!("a milestone is {} bytes, not 12", value.len()),
     })?;
-    Ok(Locator {
+    Ok(locator_from(bytes))
+}
+
+/// What an entry stores as `prev` when it has none.
+const NO_PREV: Locator = Locator { group: u64::MAX, index: u32::MAX };
+
+/// A locator's stored form, in entries and milestones: group key (big-endian
+/// u64) ‖ index (big-endian u32).
+fn locator_bytes(locator: Locator) -> [u8; 12] {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&locator.group.to_be_bytes());
+    bytes[8..].copy_from_slice(&locator.index.to_be_bytes());
+    bytes
+}
+
+fn locator_from(bytes: &[u8; 12]) -> Locator {
+    Locator {
         group: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
         index: u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes")),
-    })
+    }
 }
 
 fn missing(locator: Locator) -> StoreError {
