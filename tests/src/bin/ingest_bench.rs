@@ -209,6 +209,13 @@ fn print_run(name: &str, run: &Run, batch: usize) {
         run.server_cpu_us_per_report(batch),
         run.client_cpu_us_per_report(batch),
     );
+    let threads: Vec<String> = run
+        .server_threads_us_per_report(batch)
+        .into_iter()
+        .filter(|(_, us)| *us >= 0.5)
+        .map(|(name, us)| format!("{name} {us:.0}"))
+        .collect();
+    println!("{:<36} server CPU us per report by thread: {}", "", threads.join(", "));
 }
 
 /// The request type of the ingest path, named for readability.

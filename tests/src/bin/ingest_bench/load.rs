@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 
 use crate::SubmitReports;
 use crate::echo::pb as echo_pb;
-use crate::fixture::Fleet;
+use crate::fixture::{CpuTime, Fleet};
 
 /// The timings of one load run.
 pub(crate) struct Run {
@@ -21,7 +21,7 @@ pub(crate) struct Run {
     /// Every call's latency in microseconds, sorted.
     pub(crate) latencies_us: Vec<u32>,
     /// CPU time the server process used during the run.
-    pub(crate) server_cpu: Duration,
+    pub(crate) server_cpu: CpuTime,
     /// CPU time this process (the load generator) used during the run.
     pub(crate) client_cpu: Duration,
 }
@@ -49,17 +49,33 @@ impl Run {
 
     /// Server CPU microseconds per report.
     pub(crate) fn server_cpu_us_per_report(&self, batch: usize) -> f64 {
-        self.server_cpu.as_secs_f64() * 1e6 / (self.latencies_us.len() * batch) as f64
+        self.per_report_us(self.server_cpu.total, batch)
+    }
+
+    /// Server CPU microseconds per report, by thread name, most first.
+    pub(crate) fn server_threads_us_per_report(&self, batch: usize) -> Vec<(&str, f64)> {
+        let mut threads: Vec<(&str, f64)> = self
+            .server_cpu
+            .by_thread
+            .iter()
+            .map(|(name, cpu)| (name.as_str(), self.per_report_us(*cpu, batch)))
+            .collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        threads
+    }
+
+    fn per_report_us(&self, cpu: Duration, batch: usize) -> f64 {
+        cpu.as_secs_f64() * 1e6 / (self.latencies_us.len() * batch) as f64
     }
 
     /// Load-generator CPU microseconds per report.
     pub(crate) fn client_cpu_us_per_report(&self, batch: usize) -> f64 {
-        self.client_cpu.as_secs_f64() * 1e6 / (self.latencies_us.len() * batch) as f64
+        self.per_report_us(self.client_cpu, batch)
     }
 }
 
-/// Reads a process's CPU time.
-pub(crate) type CpuClock<'a> = &'a (dyn Fn() -> anyhow::Result<Duration> + Sync);
+/// Reads a server process's CPU time.
+pub(crate) type CpuClock<'a> = &'a (dyn Fn() -> anyhow::Result<CpuTime> + Sync);
 
 /// Opens one mTLS channel per device to `url`, each with that device's certificate.
 async fn channels(fleet: &Fleet, url: &str) -> anyhow::Result<Vec<Channel>> {
@@ -144,7 +160,7 @@ where
         latencies_us.extend(res.context("join client task")??);
     }
     let elapsed = started.elapsed();
-    let server_cpu = server_cpu()?.saturating_sub(server_cpu_before);
+    let server_cpu = server_cpu()?.since(&server_cpu_before);
     let client_cpu = own_cpu()?.saturating_sub(client_cpu_before);
     latencies_us.sort_unstable();
     Ok(Run { elapsed, latencies_us, server_cpu, client_cpu })
