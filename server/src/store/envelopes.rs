@@ -10,9 +10,10 @@
 //! (big-endian u32), CRC-32 of the bytes (big-endian u32), bytes. A record is
 //! found by its offset only. Appends are made durable (`sync_data`) before
 //! the transaction that points at them commits, so a pointer sled has
-//! persisted never names bytes that are not on disk. A crash can leave bytes
-//! no pointer names (a group whose transaction never committed, or a torn
-//! last record): they are never read, and appends continue after them.
+//! persisted never names bytes that are not on disk. A crash, or an append
+//! that failed part-way, can leave bytes no pointer names (a group whose
+//! transaction never committed, a torn last record): they are never read, and
+//! appends continue after them.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -53,11 +54,18 @@ impl Pointer {
 /// Header of a record: length and CRC-32.
 const HEADER: u64 = 8;
 
+/// The appending side of the log.
+struct Writer {
+    /// Opened to append: every write lands at the file's end, wherever an
+    /// earlier append that failed part-way left it.
+    file: File,
+}
+
 /// The envelope log of one store.
 #[derive(Clone)]
 pub(super) struct EnvelopeLog {
-    /// Appends, one writer at a time; the offset the next record gets.
-    writer: Arc<Mutex<(File, u64)>>,
+    /// Appends, one writer at a time.
+    writer: Arc<Mutex<Writer>>,
     /// Reads, by offset, from any thread.
     reader: Arc<File>,
 }
@@ -85,19 +93,22 @@ impl EnvelopeLog {
             .append(true)
             .open(&path)
             .map_err(|e| io_error("open the envelope log", &e))?;
-        let end = file.metadata().map_err(|e| io_error("read the envelope log's size", &e))?.len();
         let reader = File::open(&path).map_err(|e| io_error("open the envelope log for reading", &e))?;
-        Ok(Self { writer: Arc::new(Mutex::new((file, end))), reader: Arc::new(reader) })
+        let writer = Writer { file };
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(reader) })
     }
 
     /// Appends `envelopes` and makes them durable before returning their
     /// pointers, in order.
     pub(super) fn append_durable(&self, envelopes: &[&[u8]]) -> Result<Vec<Pointer>, StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let (file, end) = &mut *writer;
+        let Writer { file } = &mut *writer;
+        // Where these records will land: the file's end as it is now, not as
+        // the last successful append left it, since one that failed (a full
+        // disk, a failed sync) may have left part of its records behind.
+        let mut offset = file.metadata().map_err(|e| io_error("read the envelope log's size", &e))?.len();
         let mut buffer = Vec::with_capacity(envelopes.iter().map(|e| e.len() + HEADER as usize).sum());
         let mut pointers = Vec::with_capacity(envelopes.len());
-        let mut offset = *end;
         for envelope in envelopes {
             let len = u32::try_from(envelope.len()).map_err(|_| StoreError::Decode {
                 tree: "envelopes",
@@ -111,7 +122,6 @@ impl EnvelopeLog {
         }
         file.write_all(&buffer).map_err(|e| io_error("append to the envelope log", &e))?;
         file.sync_data().map_err(|e| io_error("sync the envelope log", &e))?;
-        *end = offset;
         Ok(pointers)
     }
 

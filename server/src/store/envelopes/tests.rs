@@ -58,3 +58,21 @@ fn a_torn_last_record_is_skipped_by_later_appends() {
     let next = log.append_durable(&[b"next".as_slice()]).unwrap()[0];
     assert_eq!((log.read(kept).unwrap(), log.read(next).unwrap()), (b"kept".to_vec(), b"next".to_vec()));
 }
+
+#[test]
+fn an_append_that_failed_part_way_does_not_shift_later_pointers() {
+    // A full disk or a failed sync can leave part of an append's records in
+    // the file with no pointer naming them, without the log being reopened:
+    // the next append's pointers must still name its own bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let log = EnvelopeLog::open(dir.path()).unwrap();
+    let kept = log.append_durable(&[b"kept".as_slice()]).unwrap()[0];
+    let path = dir.path().join("envelopes").join("log");
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(&[0, 0, 0, 40, 9, 9, 9, 9, b'p', b'a', b'r', b't']).unwrap();
+    drop(file);
+    let next = log.append_durable(&[b"next".as_slice(), b"and after"]).unwrap();
+    assert_eq!(log.read(kept).unwrap(), b"kept");
+    assert_eq!(log.read(next[0]).unwrap(), b"next");
+    assert_eq!(log.read(next[1]).unwrap(), b"and after");
+}
