@@ -160,10 +160,15 @@ fn clear_methods_leave_no_patient_record_on_a_loop_device() {
 fn a_block_corrupted_after_the_write_fails_verification_and_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt_at = (9 << 20) + 4321;
+    // Every byte is inverted, so the first corrupt byte differs from
+    // whatever the pass wrote there (a fixed text would match a random
+    // pass's byte one time in 256, moving the first mismatch along).
     let hooks = Hooks {
         after_write: Some(Box::new(move |path: &Path| {
-            let file = std::fs::OpenOptions::new().write(true).open(path)?;
-            file.write_all_at(b"PATIENT", corrupt_at)?;
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+            let mut bytes = [0u8; 7];
+            file.read_exact_at(&mut bytes, corrupt_at)?;
+            file.write_all_at(&bytes.map(|b| !b), corrupt_at)?;
             file.sync_all()
         })),
     };

@@ -13,6 +13,8 @@
 //! Every report is enrolled, built and signed before the clock starts, so the
 //! load generator only sends. Results go to stdout; see BENCHMARKS.md.
 
+#[path = "ingest_bench/cpu.rs"]
+mod cpu;
 #[path = "ingest_bench/echo.rs"]
 mod echo;
 #[path = "ingest_bench/fixture.rs"]
@@ -216,6 +218,8 @@ fn print_run(name: &str, run: &Run, batch: usize) {
         .map(|(name, us)| format!("{name} {us:.0}"))
         .collect();
     println!("{:<36} server CPU us per report by thread: {}", "", threads.join(", "));
+    let (busy, idle, stolen) = run.machine_cpu.percentages();
+    println!("{:<36} machine CPU: busy {busy:.0}%, idle {idle:.0}%, stolen by the hypervisor {stolen:.0}%", "");
 }
 
 /// The request type of the ingest path, named for readability.

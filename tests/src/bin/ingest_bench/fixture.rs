@@ -1,7 +1,6 @@
 //! The benchmark's fixture: the real server and the echo server as child
 //! processes, an engineer identity, and a fleet of enrolled simulated agents.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,6 +13,8 @@ use custodian_proto::v1 as pb;
 use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
+
+use crate::cpu::{CpuTime, process_cpu_time, thread_cpu_times};
 
 /// How long a child server may take to print its address.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,71 +77,6 @@ impl ChildServer {
             total: process_cpu_time(&format!("/proc/{pid}/stat"))?,
             by_thread: thread_cpu_times(&format!("/proc/{pid}/task")),
         })
-    }
-}
-
-/// A process's CPU time so far.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CpuTime {
-    /// All its threads, including those that have exited.
-    pub(crate) total: Duration,
-    /// Its live threads, summed by name with any trailing `-N` removed
-    /// (`sled-io-3` counts as `sled-io`).
-    pub(crate) by_thread: BTreeMap<String, Duration>,
-}
-
-impl CpuTime {
-    /// What was used since `earlier`; threads that have since exited are
-    /// left out of `by_thread` (but not `total`).
-    pub(crate) fn since(&self, earlier: &CpuTime) -> CpuTime {
-        let by_thread = self
-            .by_thread
-            .iter()
-            .map(|(name, now)| {
-                let before = earlier.by_thread.get(name).copied().unwrap_or_default();
-                (name.clone(), now.saturating_sub(before))
-            })
-            .collect();
-        CpuTime { total: self.total.saturating_sub(earlier.total), by_thread }
-    }
-}
-
-/// The CPU time (user and system) of the process or thread whose `stat`
-/// file is at `path`.
-pub(crate) fn process_cpu_time(path: &str) -> anyhow::Result<Duration> {
-    // The kernel reports these in USER_HZ, which is 100 on Linux.
-    const TICKS_PER_SEC: u64 = 100;
-    let stat = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let after_comm = stat.rsplit_once(')').context("parse stat")?.1;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let tick = |idx: usize| fields.get(idx).and_then(|f| f.parse::<u64>().ok()).context("parse stat times");
-    let ticks = tick(11)? + tick(12)?;
-    Ok(Duration::from_millis(ticks * 1000 / TICKS_PER_SEC))
-}
-
-/// The CPU time of each live thread under `task_dir` (`/proc/PID/task`),
-/// summed by thread name. A thread that exits while it is read is skipped.
-pub(crate) fn thread_cpu_times(task_dir: &str) -> BTreeMap<String, Duration> {
-    let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(task_dir) else { return by_name };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let (Ok(comm), Ok(cpu)) =
-            (std::fs::read_to_string(path.join("comm")), process_cpu_time(&path.join("stat").to_string_lossy()))
-        else {
-            continue;
-        };
-        *by_name.entry(thread_group(comm.trim()).to_owned()).or_default() += cpu;
-    }
-    by_name
-}
-
-/// A thread's name without a trailing `-N` (a pool thread's index).
-fn thread_group(name: &str) -> &str {
-    match name.rsplit_once('-') {
-        Some((group, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => group,
-        _ => name,
     }
 }
 
@@ -315,44 +251,4 @@ async fn run_to_end(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pool_threads_are_summed_under_one_name() {
-        assert_eq!(thread_group("sled-io-3"), "sled-io");
-        assert_eq!(thread_group("tokio-rt-worker"), "tokio-rt-worker");
-        assert_eq!(thread_group("report-committe"), "report-committe");
-        assert_eq!(thread_group("odd-"), "odd-");
-    }
-
-    #[test]
-    fn a_process_s_threads_are_found_by_name() {
-        let sleeper = std::thread::Builder::new()
-            .name("bench-probe-7".to_owned())
-            .spawn(|| std::thread::sleep(Duration::from_millis(500)))
-            .expect("spawn a thread");
-        let threads = thread_cpu_times("/proc/self/task");
-        sleeper.join().expect("the thread ends");
-        assert!(threads.contains_key("bench-probe"), "{threads:?}");
-    }
-
-    #[test]
-    fn cpu_since_subtracts_by_thread_and_keeps_only_live_threads() {
-        let ms = Duration::from_millis;
-        let earlier = CpuTime {
-            total: ms(100),
-            by_thread: BTreeMap::from([("a".to_owned(), ms(60)), ("gone".to_owned(), ms(40))]),
-        };
-        let now = CpuTime {
-            total: ms(250),
-            by_thread: BTreeMap::from([("a".to_owned(), ms(160)), ("new".to_owned(), ms(30))]),
-        };
-        let used = now.since(&earlier);
-        assert_eq!(used.total, ms(150));
-        assert_eq!(used.by_thread, BTreeMap::from([("a".to_owned(), ms(100)), ("new".to_owned(), ms(30))]));
-    }
 }

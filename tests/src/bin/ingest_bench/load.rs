@@ -12,7 +12,8 @@ use tonic::transport::Channel;
 
 use crate::SubmitReports;
 use crate::echo::pb as echo_pb;
-use crate::fixture::{CpuTime, Fleet};
+use crate::cpu::{CpuTime, MachineCpu};
+use crate::fixture::Fleet;
 
 /// The timings of one load run.
 pub(crate) struct Run {
@@ -24,6 +25,8 @@ pub(crate) struct Run {
     pub(crate) server_cpu: CpuTime,
     /// CPU time this process (the load generator) used during the run.
     pub(crate) client_cpu: Duration,
+    /// The whole machine's CPU time during the run: were the cores saturated?
+    pub(crate) machine_cpu: MachineCpu,
 }
 
 impl Run {
@@ -154,7 +157,7 @@ where
     }
     start.wait().await;
     let started = Instant::now();
-    let (server_cpu_before, client_cpu_before) = (server_cpu()?, own_cpu()?);
+    let (server_cpu_before, client_cpu_before, machine_before) = (server_cpu()?, own_cpu()?, MachineCpu::read()?);
     let mut latencies_us = Vec::new();
     while let Some(res) = tasks.join_next().await {
         latencies_us.extend(res.context("join client task")??);
@@ -162,10 +165,11 @@ where
     let elapsed = started.elapsed();
     let server_cpu = server_cpu()?.since(&server_cpu_before);
     let client_cpu = own_cpu()?.saturating_sub(client_cpu_before);
+    let machine_cpu = MachineCpu::read()?.since(&machine_before);
     latencies_us.sort_unstable();
-    Ok(Run { elapsed, latencies_us, server_cpu, client_cpu })
+    Ok(Run { elapsed, latencies_us, server_cpu, client_cpu, machine_cpu })
 }
 
 fn own_cpu() -> anyhow::Result<Duration> {
-    crate::fixture::process_cpu_time("/proc/self/stat")
+    crate::cpu::process_cpu_time("/proc/self/stat")
 }
