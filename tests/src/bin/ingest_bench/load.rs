@@ -11,8 +11,8 @@ use tokio::sync::Barrier;
 use tonic::transport::Channel;
 
 use crate::SubmitReports;
-use crate::echo::pb as echo_pb;
 use crate::cpu::{CpuTime, MachineCpu};
+use crate::echo::pb as echo_pb;
 use crate::fixture::Fleet;
 
 /// The timings of one load run.
