@@ -10,6 +10,10 @@
 //!   (a child process with a fresh data directory), acknowledged only once
 //!   durable.
 //!
+//! With `--rounds N` the two alternate N times against the same two servers
+//! (each agent's sequence numbers carrying on), and the bench ends with the
+//! median ratio: the machine's speed drifts more than one pair can show.
+//!
 //! Every report is enrolled, built and signed before the clock starts, so the
 //! load generator only sends. Results go to stdout; see BENCHMARKS.md.
 
@@ -23,6 +27,8 @@ mod fixture;
 mod load;
 #[path = "ingest_bench/reports.rs"]
 mod reports;
+#[path = "ingest_bench/rounds.rs"]
+mod rounds;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,9 +47,14 @@ struct Args {
     /// Simulated agents, each with its own key, certificate and mTLS connection.
     #[arg(long, default_value_t = 64)]
     devices: usize,
-    /// Reports each agent submits.
+    /// Reports each agent submits (in each round).
     #[arg(long, default_value_t = 500)]
     reports: usize,
+    /// Rounds of baseline then ingest, alternated, against the same two
+    /// servers; with more than one, the bench ends with the median ratio
+    /// (the machine's speed drifts, and one pair can land anywhere in it).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Envelopes per `SubmitReports` call (an agent catching up batches).
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -91,8 +102,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    if args.devices == 0 || args.reports == 0 || args.batch == 0 {
-        bail!("--devices, --reports and --batch must be at least 1");
+    if args.devices == 0 || args.reports == 0 || args.batch == 0 || args.rounds == 0 {
+        bail!("--devices, --reports, --batch and --rounds must be at least 1");
     }
     if !args.reports.is_multiple_of(args.batch) {
         bail!("--reports ({}) must be a multiple of --batch ({})", args.reports, args.batch);
@@ -122,39 +133,58 @@ fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("enrolled {} devices in {:.1?}", fleet.devices.len(), setup_started.elapsed());
 
         let signing_started = Instant::now();
-        let batches = reports::sign_all(&fleet.devices, args.reports, args.batch, args.payload_bytes);
+        let total_reports = args.reports * args.rounds;
+        let batches = reports::sign_all(&fleet.devices, total_reports, args.batch, args.payload_bytes);
         let payload_len = batches.first().and_then(|b| b.first()).map_or(0, |req| req.envelopes[0].payload.len());
         let request_len = batches.first().and_then(|b| b.first()).map_or(0, Message::encoded_len);
         eprintln!(
             "signed {} reports in {:.1?} (payload {payload_len} B, request {request_len} B)",
-            args.devices * args.reports,
+            args.devices * total_reports,
             signing_started.elapsed()
         );
-        let echo_requests: Vec<Vec<echo::pb::EchoRequest>> = batches
-            .iter()
-            .map(|device| device.iter().map(|req| echo::pb::EchoRequest { payload: req.encode_to_vec() }).collect())
-            .collect();
 
-        let baseline = load::baseline(&fleet, &echo_server.url, &|| echo_server.cpu_time(), echo_requests)
-            .await
-            .context("run baseline")?;
-        let ingest = load::ingest(&fleet, &server.url, &|| server.cpu_time(), batches).await.context("run ingest")?;
-        server.check_stored(&fleet, args.reports as u64).await.context("check what the server stored")?;
-        check_revocation(&server, &fleet, args.reports as u64, args.payload_bytes)
+        let mut runs = Vec::with_capacity(args.rounds);
+        for (round, batches) in rounds::split(batches, args.rounds).into_iter().enumerate() {
+            // The same bytes, for the echo server, made per round to halve the memory held.
+            let echo_requests: Vec<Vec<echo::pb::EchoRequest>> = batches
+                .iter()
+                .map(|device| device.iter().map(|req| echo::pb::EchoRequest { payload: req.encode_to_vec() }).collect())
+                .collect();
+            let baseline = load::baseline(&fleet, &echo_server.url, &|| echo_server.cpu_time(), echo_requests)
+                .await
+                .with_context(|| format!("run baseline, round {}", round + 1))?;
+            let ingest = load::ingest(&fleet, &server.url, &|| server.cpu_time(), batches)
+                .await
+                .with_context(|| format!("run ingest, round {}", round + 1))?;
+            runs.push((baseline, ingest));
+        }
+        server.check_stored(&fleet, total_reports as u64).await.context("check what the server stored")?;
+        check_revocation(&server, &fleet, total_reports as u64, args.payload_bytes)
             .await
             .context("check that a revoked device is refused")?;
 
         println!(
             "ingest_bench: {} devices x {} reports, {} envelope(s) per call, report payload {payload_len} B, \
-             request {request_len} B",
-            args.devices, args.reports, args.batch
+             request {request_len} B{}",
+            args.devices,
+            args.reports,
+            args.batch,
+            if args.rounds > 1 { format!(", {} rounds", args.rounds) } else { String::new() }
         );
-        print_run("baseline (bare tonic mTLS echo)", &baseline, args.batch);
-        print_run("ingest (custodian-server, durable)", &ingest, args.batch);
-        println!(
-            "ratio ingest/baseline: {:.2}",
-            ingest.reports_per_sec(args.batch) / baseline.reports_per_sec(args.batch)
-        );
+        let mut ratios = Vec::with_capacity(runs.len());
+        for (round, (baseline, ingest)) in runs.iter().enumerate() {
+            if args.rounds > 1 {
+                println!("round {} of {}", round + 1, args.rounds);
+            }
+            print_run("baseline (bare tonic mTLS echo)", baseline, args.batch);
+            print_run("ingest (custodian-server, durable)", ingest, args.batch);
+            let ratio = ingest.reports_per_sec(args.batch) / baseline.reports_per_sec(args.batch);
+            println!("ratio ingest/baseline: {ratio:.2}");
+            ratios.push(ratio);
+        }
+        if args.rounds > 1 {
+            print_summary(&runs, &ratios, args.batch);
+        }
         anyhow::Ok(())
     })
 }
@@ -196,6 +226,22 @@ async fn check_revocation(
         other => bail!("a revoked device's report got {other:?}, expected PermissionDenied"),
     }
     server.check_stored(fleet, n_reports).await
+}
+
+/// The medians over all rounds.
+fn print_summary(runs: &[(Run, Run)], ratios: &[f64], batch: usize) {
+    let of = |values: Vec<f64>| rounds::summary(&values).expect("at least one round");
+    let baseline = of(runs.iter().map(|(baseline, _)| baseline.reports_per_sec(batch)).collect());
+    let ingest = of(runs.iter().map(|(_, ingest)| ingest.reports_per_sec(batch)).collect());
+    let server_cpu = of(runs.iter().map(|(_, ingest)| ingest.server_cpu_us_per_report(batch)).collect());
+    let ratio = of(ratios.to_vec());
+    println!("over {} rounds (median, and the range):", runs.len());
+    println!("  baseline {:.0} reports/s ({:.0} to {:.0})", baseline.median, baseline.min, baseline.max);
+    println!(
+        "  ingest   {:.0} reports/s ({:.0} to {:.0}), server CPU {:.0} us per report ({:.0} to {:.0})",
+        ingest.median, ingest.min, ingest.max, server_cpu.median, server_cpu.min, server_cpu.max
+    );
+    println!("  ratio ingest/baseline: median {:.2} ({:.2} to {:.2})", ratio.median, ratio.min, ratio.max);
 }
 
 fn print_run(name: &str, run: &Run, batch: usize) {
