@@ -32,8 +32,19 @@ impl LoopDevice {
 }
 
 impl Drop for LoopDevice {
+    /// Detaches the device and waits until the kernel has let go of its
+    /// backing file. `losetup -d` on a device something still holds open
+    /// (udev probing it after a mount, say) only marks it to be cleared when
+    /// the last holder closes it, and returns at once; a test that then wipes
+    /// the image would be refused, rightly, because it is still attached.
     fn drop(&mut self) {
         let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+        let name = self.path.file_name().expect("a loop device has a name");
+        let backing = Path::new("/sys/block").join(name).join("loop/backing_file");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while backing.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -43,8 +54,14 @@ struct Mounted {
 }
 
 impl Drop for Mounted {
+    /// Unmounts, trying again for a while if the mount is busy.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
@@ -262,7 +279,9 @@ fn a_mounted_device_is_refused_and_the_refusal_names_the_mount() {
     assert!(err.to_string().contains(&lo.path.display().to_string()), "{err}");
     drop(lo);
     // Once unmounted and detached, it can be wiped.
-    assert!(prepare(&request(&image, Method::ClearZero, VerifyMode::Full)).is_ok());
+    if let Err(e) = prepare(&request(&image, Method::ClearZero, VerifyMode::Full)) {
+        panic!("the image, unmounted and detached, was refused: {e}");
+    }
 }
 
 /// A sysfs/procfs fixture: `sda` (8:0) with partition `sda1` (8:1) held by
