@@ -199,9 +199,19 @@ pub fn to_text(inventory: &pb::Inventory) -> String {
 }
 
 /// Why an I/O error left a field unknown, in the words the register shows.
+///
+/// `EACCES` is the file's permissions, which root passes; `EPERM` is a
+/// refusal root gets too (a container's device policy, a security module,
+/// a missing capability), where "run as root" would send the service desk
+/// the wrong way.
 pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::NotFound => "absent".to_owned(),
+        ErrorKind::PermissionDenied if e.raw_os_error() == Some(libc::EPERM) => {
+            "operation not permitted (refused even to root: a container's device policy, a security module \
+             or a missing capability)"
+                .to_owned()
+        }
         ErrorKind::PermissionDenied => "permission denied (run the agent as root)".to_owned(),
         _ => format!("unreadable: {e}"),
     }

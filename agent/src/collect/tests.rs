@@ -159,3 +159,15 @@ fn the_inventory_hash_is_stable_and_sensitive() {
     changed.storage[0].volumes[2].encryption.as_mut().unwrap().state = pb::EncryptionState::NotEncrypted.into();
     assert_ne!(inventory_sha256(&inventory), inventory_sha256(&changed));
 }
+
+#[test]
+fn a_refusal_says_whether_root_would_help() {
+    use std::io::Error;
+    // File permissions: root passes them.
+    assert_eq!(io_reason(&Error::from_raw_os_error(libc::EACCES)), "permission denied (run the agent as root)");
+    // Refused even to root (a container's device cgroup gives this for /dev/vda).
+    let eperm = io_reason(&Error::from_raw_os_error(libc::EPERM));
+    assert!(eperm.starts_with("operation not permitted (refused even to root"), "{eperm}");
+    assert!(!eperm.contains("run the agent as root"), "{eperm}");
+    assert_eq!(io_reason(&Error::from_raw_os_error(libc::ENOENT)), "absent");
+}
