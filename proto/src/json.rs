@@ -151,6 +151,18 @@ pub fn encryption_text(encryption: Option<&v1::Encryption>) -> String {
     }
 }
 
+/// The BIOS as `vendor version (date)`. When none of the three could be
+/// read for the same reason, the reason is given once rather than three
+/// times over.
+fn bios_text(firmware: &v1::Firmware) -> String {
+    let [vendor, version, date] = [&firmware.bios_vendor, &firmware.bios_version, &firmware.bios_date]
+        .map(|r| (crate::readable_value(r.as_ref()).is_some(), readable_text(r.as_ref())));
+    if !vendor.0 && !version.0 && !date.0 && vendor.1 == version.1 && version.1 == date.1 {
+        return vendor.1;
+    }
+    format!("{} {} ({})", vendor.1, version.1, date.1)
+}
+
 /// An inventory as indented `name  value` lines for a terminal.
 pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
     let os = inventory.os.clone().unwrap_or_default();
@@ -168,15 +180,7 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         ("serial", readable_text(system.serial.as_ref())),
         ("uuid", readable_text(system.uuid.as_ref())),
         ("chassis", readable_text(system.chassis_type.as_ref())),
-        (
-            "bios",
-            format!(
-                "{} {} ({})",
-                readable_text(firmware.bios_vendor.as_ref()),
-                readable_text(firmware.bios_version.as_ref()),
-                readable_text(firmware.bios_date.as_ref())
-            ),
-        ),
+        ("bios", bios_text(&firmware)),
         ("tpm", readable_text(firmware.tpm_version.as_ref())),
         ("secure boot", readable_text(firmware.secure_boot.as_ref())),
     ];
@@ -219,14 +223,14 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         }
     }
     for n in &inventory.network {
-        out.push_str(&format!(
-            "{indent}{:<14}{} {} {} {}\n",
-            "network",
+        let line = format!(
+            "{} {} {} {}",
             n.name,
             if n.mac.is_empty() { "-" } else { &n.mac },
             if n.up { "up" } else { "down" },
             n.addresses.join(" ")
-        ));
+        );
+        out.push_str(&format!("{indent}{:<14}{}\n", "network", line.trim_end()));
     }
     if let Some(agent) = &inventory.agent {
         out.push_str(&format!(
@@ -260,3 +264,6 @@ pub fn format_bytes(bytes: u64) -> String {
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
+
+#[cfg(test)]
+mod tests;

@@ -144,7 +144,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         );
 
         let mut runs = Vec::with_capacity(args.rounds);
-        for (round, batches) in rounds::split(batches, args.rounds).into_iter().enumerate() {
+        for (round, batches) in rounds::split(batches, args.rounds)?.into_iter().enumerate() {
             // The same bytes, for the echo server, made per round to halve the memory held.
             let echo_requests: Vec<Vec<echo::pb::EchoRequest>> = batches
                 .iter()

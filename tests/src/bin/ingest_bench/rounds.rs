@@ -9,22 +9,24 @@
 /// Splits each device's requests, in order, into `rounds` consecutive equal
 /// parts: `result[round][device]` is what the device sends in that round.
 /// Sequence numbers so carry on from one round to the next, as a real
-/// agent's do.
-///
-/// # Panics
-/// If `rounds` is zero or does not divide a device's requests evenly.
-pub(crate) fn split<T>(per_device: Vec<Vec<T>>, rounds: usize) -> Vec<Vec<Vec<T>>> {
-    assert!(rounds > 0, "at least one round");
+/// agent's do. Refused when `rounds` is zero or does not divide a device's
+/// requests evenly.
+pub(crate) fn split<T>(per_device: Vec<Vec<T>>, rounds: usize) -> anyhow::Result<Vec<Vec<Vec<T>>>> {
+    anyhow::ensure!(rounds > 0, "at least one round is needed");
     let mut by_round: Vec<Vec<Vec<T>>> = (0..rounds).map(|_| Vec::with_capacity(per_device.len())).collect();
     for requests in per_device {
-        assert!(requests.len().is_multiple_of(rounds), "{} requests do not split into {rounds} rounds", requests.len());
+        anyhow::ensure!(
+            requests.len().is_multiple_of(rounds),
+            "{} requests do not split into {rounds} equal rounds",
+            requests.len()
+        );
         let per_round = requests.len() / rounds;
         let mut requests = requests.into_iter();
         for round in &mut by_round {
             round.push(requests.by_ref().take(per_round).collect());
         }
     }
-    by_round
+    Ok(by_round)
 }
 
 /// The median, the smallest and the largest of `values` (the mean of the
@@ -47,34 +49,5 @@ pub(crate) struct Summary {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_device_sends_consecutive_parts_in_order() {
-        let per_device = vec![vec![1, 2, 3, 4, 5, 6], vec![11, 12, 13, 14, 15, 16]];
-        let rounds = split(per_device, 3);
-        assert_eq!(
-            rounds,
-            vec![vec![vec![1, 2], vec![11, 12]], vec![vec![3, 4], vec![13, 14]], vec![vec![5, 6], vec![15, 16]]]
-        );
-    }
-
-    #[test]
-    fn one_round_is_everything() {
-        assert_eq!(split(vec![vec!['a', 'b'], vec!['c', 'd']], 1), vec![vec![vec!['a', 'b'], vec!['c', 'd']]]);
-    }
-
-    #[test]
-    #[should_panic(expected = "do not split into 2 rounds")]
-    fn uneven_rounds_are_refused() {
-        split(vec![vec![1, 2, 3]], 2);
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(summary(&[0.5, 0.38, 0.44]), Some(Summary { median: 0.44, min: 0.38, max: 0.5 }));
-        assert_eq!(summary(&[4.0, 1.0, 3.0, 2.0]), Some(Summary { median: 2.5, min: 1.0, max: 4.0 }));
-        assert_eq!(summary(&[]), None);
-    }
-}
+#[path = "rounds/tests.rs"]
+mod tests;

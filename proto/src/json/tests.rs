@@ -1,0 +1,48 @@
+//! Tests for the terminal and JSON views of an inventory.
+
+use super::*;
+
+fn firmware(vendor: v1::Readable, version: v1::Readable, date: v1::Readable) -> v1::Firmware {
+    v1::Firmware { bios_vendor: Some(vendor), bios_version: Some(version), bios_date: Some(date), ..Default::default() }
+}
+
+#[test]
+fn a_bios_read_in_full_is_vendor_version_and_date() {
+    let f =
+        firmware(v1::Readable::value("Dell Inc."), v1::Readable::value("1.21.0"), v1::Readable::value("2023-05-11"));
+    assert_eq!(bios_text(&f), "Dell Inc. 1.21.0 (2023-05-11)");
+}
+
+#[test]
+fn a_bios_unreadable_for_one_reason_gives_the_reason_once() {
+    let absent = || v1::Readable::unknown("absent");
+    assert_eq!(bios_text(&firmware(absent(), absent(), absent())), "unknown (absent)");
+    // Different reasons, or one field known, keep all three.
+    let f = firmware(v1::Readable::value("Dell Inc."), absent(), absent());
+    assert_eq!(bios_text(&f), "Dell Inc. unknown (absent) (unknown (absent))");
+    let f = firmware(absent(), v1::Readable::unknown("permission denied (run the agent as root)"), absent());
+    assert_eq!(
+        bios_text(&f),
+        "unknown (absent) unknown (permission denied (run the agent as root)) (unknown (absent))"
+    );
+}
+
+#[test]
+fn an_interface_without_addresses_has_no_trailing_space() {
+    let inventory = v1::Inventory {
+        hostname: "ward7-pc01".to_owned(),
+        network: vec![
+            v1::NetworkInterface { name: "ifb0".to_owned(), mac: "5e:ec:02:ea:97:dc".to_owned(), ..Default::default() },
+            v1::NetworkInterface {
+                name: "eth0".to_owned(),
+                mac: String::new(),
+                addresses: vec!["10.1.2.3/24".to_owned()],
+                up: true,
+            },
+        ],
+        ..Default::default()
+    };
+    let text = inventory_text(&inventory, "  ");
+    let network: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("network")).collect();
+    assert_eq!(network, ["  network       ifb0 5e:ec:02:ea:97:dc down", "  network       eth0 - up 10.1.2.3/24"]);
+}
