@@ -246,7 +246,8 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         } else if summary.unencrypted_volumes.is_empty() {
             "NOT COMPLIANT (no fixed data volumes found)".to_owned()
         } else {
-            format!("NOT COMPLIANT (not encrypted: {})", summary.unencrypted_volumes.join(", "))
+            // The list also holds volumes whose encryption could not be read.
+            format!("NOT COMPLIANT (not encrypted, or not known to be: {})", summary.unencrypted_volumes.join(", "))
         };
         out.push_str(&format!("{indent}{:<14}{verdict}\n", "encryption"));
     }

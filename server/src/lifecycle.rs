@@ -274,9 +274,10 @@ pub fn check_guard(
         LifecycleState::Deployed => {
             let refusal = match &inputs.compliance {
                 Some(Compliance::Compliant) => return Ok(None),
-                Some(Compliance::NonCompliant { volumes }) => {
-                    GuardError::NotEncrypted(format!("these volumes are not encrypted: {}", volumes.join(", ")))
-                }
+                Some(Compliance::NonCompliant { volumes }) => GuardError::NotEncrypted(format!(
+                    "these volumes are {}",
+                    crate::compliance::describe_noncompliant(volumes)
+                )),
                 Some(Compliance::Unknown { reason }) => GuardError::NotEncrypted(reason.clone()),
                 None => GuardError::NotEncrypted("the device has not reported yet".to_owned()),
             };

@@ -171,7 +171,9 @@ fn render_compliance_and_changes(res: &pb::GetDeviceResponse) -> String {
     if let Some(verdict) = res.device.as_ref().and_then(|d| d.encryption_compliance.as_ref()) {
         let text = match verdict.state.as_str() {
             "compliant" => "compliant: every fixed data volume is encrypted".to_owned(),
-            "noncompliant" => format!("NOT COMPLIANT: not encrypted: {}", verdict.unencrypted_volumes.join(", ")),
+            "noncompliant" => {
+                format!("NOT COMPLIANT: {}", crate::compliance::describe_noncompliant(&verdict.unencrypted_volumes))
+            }
             _ => format!("UNKNOWN: {}", verdict.reason),
         };
         let _ = writeln!(out, "Compliance (decided by the server)\n  {text}");

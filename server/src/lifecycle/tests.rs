@@ -100,7 +100,7 @@ fn deployed_guard_needs_encryption_unless_overridden() {
     assert_eq!(check_guard(S::Deployed, &ok, false), Ok(None));
     let bad = inputs(Some(Compliance::NonCompliant { volumes: vec!["sda2 (sda)".to_owned()] }), &[]);
     let err = check_guard(S::Deployed, &bad, false).unwrap_err();
-    assert!(err.to_string().contains("sda2 (sda)"), "{err}");
+    assert!(err.to_string().contains("not encrypted, or not known to be: sda2 (sda)"), "{err}");
     assert!(err.to_string().contains("--override"), "{err}");
     assert_eq!(check_guard(S::Deployed, &bad, true), Ok(Some(err)));
     let none = GuardInputs { compliance: None, coverage: None };
