@@ -147,8 +147,19 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
     field("public key", &d.public_key_hex);
     match (&res.latest_report, &res.latest_envelope) {
         (Some(report), Some(envelope)) => {
-            let _ =
-                writeln!(out, "Latest report (seq {}, collected {})", report.seq, format_time(report.collected_at_ms));
+            // Every report after the latest inventory was a heartbeat, which
+            // carries no inventory of its own.
+            let since = match d.last_seq.saturating_sub(report.seq) {
+                0 => String::new(),
+                1 => format!("; report {} since was a heartbeat", d.last_seq),
+                _ => format!("; reports {} to {} since were heartbeats", report.seq + 1, d.last_seq),
+            };
+            let _ = writeln!(
+                out,
+                "Latest inventory (report seq {}, collected {}{since})",
+                report.seq,
+                format_time(report.collected_at_ms)
+            );
             out.push_str(&custodian_proto::json::inventory_text(&report.inventory.clone().unwrap_or_default(), "  "));
             let signature = match signature_check(d, envelope) {
                 Ok(()) => "verified by custodianctl against the enrolled key".to_owned(),

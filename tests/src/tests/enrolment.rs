@@ -29,7 +29,8 @@ async fn enrolled_machine_is_found_by_hostname_and_serial_with_its_report() {
             "reports       2 (last seq 2)",
             // The second report found the inventory unchanged, so it was a
             // heartbeat; the latest inventory is still the enrolment's.
-            "Latest report (seq 1,",
+            "Latest inventory (report seq 1,",
+            "; report 2 since was a heartbeat)",
             "verified by custodianctl against the enrolled key",
         ] {
             assert!(out.stdout.contains(expected), "`device show {query}` lacks {expected:?}:\n{out}");
