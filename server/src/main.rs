@@ -7,10 +7,11 @@ use clap::{Parser, Subcommand};
 use custodian_proto::identity::{OperatorName, Role};
 use custodian_server::config::{Config, DataDir};
 
-/// The Custodian server: device register, enrolment and signed-report intake
-/// over mutual-TLS gRPC.
+/// The Custodian server: enrolment, signed reports and wipe attestations,
+/// the device register and lifecycle, rollouts, disposals and the audit
+/// trail, over mutual-TLS gRPC.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]

@@ -28,8 +28,12 @@ macro_rules! out {
     }};
 }
 
+/// custodianctl: the operators' command line for a Custodian server. Look
+/// machines up, move them through their lifecycle, plan rollouts, record
+/// wipes, destructions and disposals, and export and verify the audit trail,
+/// over mutual TLS with an operator identity.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// Server URL, e.g. https://custodian.example.nhs.uk:8443.
     #[arg(long, env = "CUSTODIAN_SERVER", global = true)]

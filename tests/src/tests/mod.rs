@@ -6,6 +6,7 @@ mod crash;
 mod durability;
 mod enrolment;
 mod envelopes;
+mod help;
 mod tidy;
 
 use custodian_proto::v1 as pb;
