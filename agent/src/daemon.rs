@@ -32,10 +32,13 @@ pub async fn run(
     loop {
         match agent.renew_if_due(server).await {
             Ok(true) | Ok(false) => {}
-            Err(e) => warn!("failed to renew the certificate (will retry): {e:#}"),
+            Err(e) => warn!(
+                "failed to renew the certificate (will retry): {}",
+                custodian_proto::errors::chain_text(e.as_ref())
+            ),
         }
         if let Err(e) = agent.spool_report(source) {
-            error!("failed to spool a report: {e:#}");
+            error!("failed to spool a report: {}", custodian_proto::errors::chain_text(e.as_ref()));
         }
         let next_report = tokio::time::Instant::now() + jittered(interval);
         let mut retry = FIRST_RETRY;
@@ -43,7 +46,11 @@ pub async fn run(
             let wait_until = match agent.deliver(server).await {
                 Ok(_) => next_report,
                 Err(e) => {
-                    warn!(pending = agent.spool.len(), "failed to deliver reports (kept in the spool): {e:#}");
+                    warn!(
+                        pending = agent.spool.len(),
+                        "failed to deliver reports (kept in the spool): {}",
+                        custodian_proto::errors::chain_text(e.as_ref())
+                    );
                     let at = tokio::time::Instant::now() + retry;
                     retry = (retry * 2).min(interval);
                     at.min(next_report)

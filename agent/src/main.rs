@@ -126,7 +126,7 @@ fn main() -> std::process::ExitCode {
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("custodian-agent: error: {e:#}");
+            eprintln!("custodian-agent: error: {}", custodian_proto::errors::chain_text(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
@@ -152,7 +152,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 agent.spool_report(&source)?;
                 match agent.deliver(None).await {
                     Ok(delivery) => outln!("first report delivered ({} accepted)", delivery.accepted),
-                    Err(e) => eprintln!("custodian-agent: warning: first report spooled but not delivered: {e:#}"),
+                    Err(e) => eprintln!(
+                        "custodian-agent: warning: first report spooled but not delivered: {}",
+                        custodian_proto::errors::chain_text(e.as_ref())
+                    ),
                 }
                 Ok(())
             })
@@ -164,7 +167,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             runtime.block_on(async {
                 // Machines that report from a timer rather than the daemon renew here.
                 if let Err(e) = agent.renew_if_due(server.as_deref()).await {
-                    eprintln!("custodian-agent: warning: failed to renew the certificate: {e:#}");
+                    eprintln!(
+                        "custodian-agent: warning: failed to renew the certificate: {}",
+                        custodian_proto::errors::chain_text(e.as_ref())
+                    );
                 }
                 let mut delivery = agent.deliver(server.as_deref()).await.with_context(|| {
                     format!("report {seq} is spooled, {} waiting; not delivered", agent.spool.len())
@@ -299,7 +305,10 @@ fn wipe(
     let delivered = runtime.block_on(agent.deliver(server));
     match &delivered {
         Ok(d) => eprintln!("attestation {seq} delivered ({} accepted, {} rejected)", d.accepted, d.rejected),
-        Err(e) => eprintln!("custodian-agent: warning: attestation {seq} is spooled but not delivered: {e:#}"),
+        Err(e) => eprintln!(
+            "custodian-agent: warning: attestation {seq} is spooled but not delivered: {}",
+            custodian_proto::errors::chain_text(e.as_ref())
+        ),
     }
     match pb::WipeOutcome::try_from(outcome.outcome) {
         Ok(pb::WipeOutcome::Passed) => {

@@ -10,6 +10,7 @@
 
 pub mod channel;
 pub mod envelope;
+pub mod errors;
 pub mod files;
 pub mod identity;
 pub mod json;

@@ -77,7 +77,7 @@ fn main() -> std::process::ExitCode {
     match run(args.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("custodian-server: error: {e:#}");
+            eprintln!("custodian-server: error: {}", custodian_proto::errors::chain_text(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -309,7 +309,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("custodianctl: error: {e:#}");
+            eprintln!("custodianctl: error: {}", custodian_proto::errors::chain_text(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }
