@@ -22,6 +22,14 @@ pub enum ConnectError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The CA certificate given is not a PEM certificate (the wrong file
+    /// passed as `--ca`, say); found before connecting, so that it is not
+    /// reported as the server refusing the handshake.
+    #[error("the CA certificate given is not usable: {reason}")]
+    BadCa {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// TCP or TLS failed (server down, wrong CA, certificate refused...).
     #[error("cannot connect to {url}: {source}")]
     Connect {
@@ -47,6 +55,7 @@ pub fn endpoint(url: &str, ca_pem: &str, identity: Option<ClientIdentity<'_>>) -
     if !url.starts_with("https://") {
         return Err(bad_url("it must start with https://"));
     }
+    check_ca_pem(ca_pem)?;
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
     if let Some(identity) = identity {
         tls = tls.identity(Identity::from_pem(identity.cert_pem, identity.key_pem));
@@ -58,6 +67,23 @@ pub fn endpoint(url: &str, ca_pem: &str, identity: Option<ClientIdentity<'_>>) -
         .tcp_nodelay(true)
         .tls_config(tls)
         .map_err(|e| bad_url(&e.to_string()))
+}
+
+/// Checks that `ca_pem` holds at least one certificate and nothing that
+/// fails to parse as PEM.
+fn check_ca_pem(ca_pem: &str) -> Result<(), ConnectError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let bad = |reason: String| ConnectError::BadCa { reason };
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        cert.map_err(|e| bad(format!("it is not valid PEM ({e})")))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(bad("it holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)".to_owned()));
+    }
+    Ok(())
 }
 
 /// Connects to `url`, trusting only `ca_pem`, presenting `identity` if given.
@@ -72,15 +98,8 @@ pub async fn connect(url: &str, ca_pem: &str, identity: Option<ClientIdentity<'_
 /// causes behind it (so a TLS alert such as "unknown CA" is not hidden
 /// behind "transport error").
 pub fn describe_status(status: &tonic::Status) -> String {
-    let mut text = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::errors::with_causes(status.message().to_owned(), std::error::Error::source(status))
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,24 +3,25 @@
 use std::error::Error;
 
 /// An error and its causes as one line, `what failed: why: root cause`, as
-/// anyhow's `{:#}` prints them but without repeats. A cause is left out when
-/// the message before it already ends with it (a wrapper that prints its
-/// source), or says the same thing again (hyper's connection errors name
-/// "tcp connect error" twice over).
+/// anyhow's `{:#}` prints them but without repeats: a cause is left out when
+/// the line already says it (a wrapper that prints its source, or hyper's
+/// connection errors, which name "tcp connect error" twice over).
 pub fn chain_text(error: &(dyn Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut previous = out.clone();
-    let mut source = error.source();
+    with_causes(error.to_string(), error.source())
+}
+
+/// `text`, then each cause from `source` down that it does not already say,
+/// each after `: `.
+pub fn with_causes(mut text: String, mut source: Option<&(dyn Error + 'static)>) -> String {
     while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !previous.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
         }
-        previous = text;
         source = cause.source();
     }
-    out
+    text
 }
 
 #[cfg(test)]

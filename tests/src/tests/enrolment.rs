@@ -214,3 +214,23 @@ async fn sixteen_simultaneous_enrolments_all_finish() {
     let list = server.ctl_run(Role::Admin, &["device", "list"]).await.success();
     assert!(list.stdout.contains("16 device(s)"), "{list}");
 }
+
+#[tokio::test]
+async fn a_ca_file_that_is_not_a_certificate_is_refused_and_the_token_stays_usable() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    let not_a_ca = dir.join("hostname.txt");
+    std::fs::write(&not_a_ca, "ward7-pc01\n").unwrap();
+
+    let mut cmd = machine.agent();
+    cmd.args(["enroll", "--server", &server.url(), "--token", &token, "--ca"]).arg(&not_a_ca);
+    cmd.arg("--state-dir").arg(machine.state_dir());
+    let out = crate::process::run(cmd).await;
+    out.failure(&["the CA certificate given is not usable", "no PEM certificate"]);
+    assert!(!machine.state_dir().join("enrollment.toml").exists(), "a refused enrolment left the agent enrolled");
+
+    // Refused before the server saw it: the one-time token still works.
+    machine.enroll(&server, &token).await.success();
+}
