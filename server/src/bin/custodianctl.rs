@@ -165,7 +165,7 @@ enum TokenCommand {
         #[arg(long)]
         site: Option<String>,
         /// How long the token stays valid (e.g. 30m, 24h, 7d); server default if omitted.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = ctl::parse_ttl)]
         ttl: Option<Duration>,
         /// Bind the token to the register entry with this asset tag.
         #[arg(long)]

@@ -52,6 +52,8 @@ impl Ctl {
 
     /// Creates an enrolment token, optionally bound to a register entry's
     /// asset tag, for a workstation or a wipe station.
+    /// Creates a one-time enrolment token; `ttl` is whole seconds (see
+    /// [`parse_ttl`]), the server's default when `None`.
     pub async fn create_token(
         &mut self,
         site: Option<String>,
@@ -61,6 +63,7 @@ impl Ctl {
     ) -> anyhow::Result<pb::CreateEnrollmentTokenResponse> {
         let req = pb::CreateEnrollmentTokenRequest {
             site: site.unwrap_or_default(),
+            // Zero asks for the server's default, so never send it for a given ttl.
             ttl_seconds: ttl.map(|ttl| ttl.as_secs().max(1)).unwrap_or(0),
             asset_tag: asset_tag.unwrap_or_default(),
             kind: kind.into(),
@@ -133,3 +136,18 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
     }
     anyhow::anyhow!("{code}: {}", custodian_proto::channel::describe_status(&status))
 }
+
+/// Parses `--ttl` for an enrolment token (`30m`, `24h`, `7d`). The server
+/// counts whole seconds, and `0` would ask it for its default, so anything
+/// under a second is refused rather than turned into a token that has
+/// expired by the time it is read out.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if ttl < Duration::from_secs(1) {
+        return Err(format!("{text} is too short: a token must stay valid for at least 1s"));
+    }
+    Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,9 @@ async fn reused_token_is_refused() {
 async fn expired_token_is_refused() {
     let dir = TestDir::new();
     let server = Server::start(dir.path()).await;
+    // A token that would be dead on arrival is refused outright.
+    let refused = server.ctl_run(Role::Engineer, &["token", "create", "--ttl", "0s"]).await;
+    refused.failure(&["0s is too short: a token must stay valid for at least 1s"]);
     let out = server.ctl_run(Role::Engineer, &["token", "create", "--ttl", "1s"]).await.success();
     let token = out.first_line().to_owned();
     tokio::time::sleep(Duration::from_millis(1500)).await;
