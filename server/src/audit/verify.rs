@@ -92,6 +92,17 @@ struct SeqOnly {
 /// [`Problem`] in the outcome.
 pub fn verify_export(dir: &Path, kept: Option<&Path>) -> anyhow::Result<VerifyOutcome> {
     let mut outcome = VerifyOutcome::default();
+    // A wrong path is not a tampered export: say so, rather than which file is missing.
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory; give the directory `custodianctl audit export` wrote", dir.display());
+    }
+    if !dir.join(PUBLIC_KEY_FILE).exists() && !dir.join(EVENTS_FILE).exists() {
+        anyhow::bail!(
+            "{} is not an audit export (it has neither {PUBLIC_KEY_FILE} nor {EVENTS_FILE}); make one with \
+             `custodianctl audit export DIR`",
+            dir.display()
+        );
+    }
     let key_pem = std::fs::read_to_string(dir.join(PUBLIC_KEY_FILE))
         .with_context(|| format!("read {}", dir.join(PUBLIC_KEY_FILE).display()))?;
     let key = load_verifying_key(&key_pem)?;

@@ -241,3 +241,18 @@ fn inclusion_proofs_verify_and_tampering_fails() {
     assert_eq!(bad.verify(&key.verifying_key()), Err(VerifyProofError::Signature));
     assert_eq!(proof.verify(&SigningKey::from_bytes(&[4; 32]).verifying_key()), Err(VerifyProofError::Signature));
 }
+
+#[test]
+fn a_directory_that_is_not_an_export_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = verify_export(dir.path(), None).unwrap_err().to_string();
+    assert!(err.contains("is not an audit export"), "{err}");
+    assert!(err.contains("custodianctl audit export DIR"), "{err}");
+    let err = verify_export(&dir.path().join("absent"), None).unwrap_err().to_string();
+    assert!(err.contains("is not a directory"), "{err}");
+    // An export whose key was removed is still reported by the file missing.
+    write_export(dir.path(), &events(4, "real"), 2);
+    std::fs::remove_file(dir.path().join(PUBLIC_KEY_FILE)).unwrap();
+    let err = format!("{:#}", verify_export(dir.path(), None).unwrap_err());
+    assert!(err.contains(PUBLIC_KEY_FILE) && !err.contains("not an audit export"), "{err}");
+}
