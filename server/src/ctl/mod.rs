@@ -51,9 +51,8 @@ impl Ctl {
     }
 
     /// Creates an enrolment token, optionally bound to a register entry's
-    /// asset tag, for a workstation or a wipe station.
-    /// Creates a one-time enrolment token; `ttl` is whole seconds (see
-    /// [`parse_ttl`]), the server's default when `None`.
+    /// asset tag, for a workstation or a wipe station. `ttl` is sent in whole
+    /// seconds (see [`parse_ttl`]); `None` takes the server's default.
     pub async fn create_token(
         &mut self,
         site: Option<String>,
