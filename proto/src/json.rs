@@ -151,6 +151,15 @@ pub fn encryption_text(encryption: Option<&v1::Encryption>) -> String {
     }
 }
 
+/// How a non-compliant machine's volumes are put to people, by the agent's
+/// summary and the server's verdict alike. The list holds volumes known to
+/// be unencrypted and volumes whose encryption could not be read (`UNKNOWN`
+/// in the inventory); an auditor must not take the second for the first,
+/// nor the other way round.
+pub fn describe_noncompliant(volumes: &[String]) -> String {
+    format!("not encrypted, or not known to be: {}", volumes.join(", "))
+}
+
 /// The BIOS as `vendor version (date)`. When none of the three could be
 /// read for the same reason, the reason is given once rather than three
 /// times over.
@@ -246,8 +255,7 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
         } else if summary.unencrypted_volumes.is_empty() {
             "NOT COMPLIANT (no fixed data volumes found)".to_owned()
         } else {
-            // The list also holds volumes whose encryption could not be read.
-            format!("NOT COMPLIANT (not encrypted, or not known to be: {})", summary.unencrypted_volumes.join(", "))
+            format!("NOT COMPLIANT ({})", describe_noncompliant(&summary.unencrypted_volumes))
         };
         out.push_str(&format!("{indent}{:<14}{verdict}\n", "encryption"));
     }

@@ -26,14 +26,6 @@ pub enum Compliance {
     },
 }
 
-/// How a non-compliant machine's volumes are put to people. The list holds
-/// volumes known to be unencrypted and volumes whose encryption could not
-/// be read (`UNKNOWN` in the inventory); an auditor must not take the second
-/// for the first, nor the other way round.
-pub fn describe_noncompliant(volumes: &[String]) -> String {
-    format!("not encrypted, or not known to be: {}", volumes.join(", "))
-}
-
 impl Compliance {
     /// Whether this is [`Compliance::Compliant`].
     pub fn is_compliant(&self) -> bool {

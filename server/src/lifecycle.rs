@@ -276,7 +276,7 @@ pub fn check_guard(
                 Some(Compliance::Compliant) => return Ok(None),
                 Some(Compliance::NonCompliant { volumes }) => GuardError::NotEncrypted(format!(
                     "these volumes are {}",
-                    crate::compliance::describe_noncompliant(volumes)
+                    custodian_proto::json::describe_noncompliant(volumes)
                 )),
                 Some(Compliance::Unknown { reason }) => GuardError::NotEncrypted(reason.clone()),
                 None => GuardError::NotEncrypted("the device has not reported yet".to_owned()),

@@ -183,7 +183,7 @@ fn render_compliance_and_changes(res: &pb::GetDeviceResponse) -> String {
         let text = match verdict.state.as_str() {
             "compliant" => "compliant: every fixed data volume is encrypted".to_owned(),
             "noncompliant" => {
-                format!("NOT COMPLIANT: {}", crate::compliance::describe_noncompliant(&verdict.unencrypted_volumes))
+                format!("NOT COMPLIANT: {}", custodian_proto::json::describe_noncompliant(&verdict.unencrypted_volumes))
             }
             _ => format!("UNKNOWN: {}", verdict.reason),
         };

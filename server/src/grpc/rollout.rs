@@ -134,7 +134,7 @@ fn to_pb_machine(device_id: DeviceId, facts: Option<&MachineFacts>) -> pb::Rollo
         None => ("no_report", String::new()),
         Some(Compliance::Compliant) => ("compliant", String::new()),
         Some(Compliance::NonCompliant { volumes }) => {
-            ("non_compliant", crate::compliance::describe_noncompliant(volumes))
+            ("non_compliant", custodian_proto::json::describe_noncompliant(volumes))
         }
         Some(Compliance::Unknown { reason }) => ("unknown", reason.clone()),
     };
