@@ -41,10 +41,7 @@ impl Drop for LoopDevice {
         let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
         let name = self.path.file_name().expect("a loop device has a name");
         let backing = Path::new("/sys/block").join(name).join("loop/backing_file");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while backing.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        retry_for_10s(|| !backing.exists());
     }
 }
 
@@ -56,12 +53,15 @@ struct Mounted {
 impl Drop for Mounted {
     /// Unmounts, trying again for a while if the mount is busy.
     fn drop(&mut self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success())
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        retry_for_10s(|| Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success()));
+    }
+}
+
+/// Calls `done` until it says yes, for at most 10 seconds.
+fn retry_for_10s(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
