@@ -171,19 +171,16 @@ fn run(args: &Args) -> anyhow::Result<()> {
             args.batch,
             if args.rounds > 1 { format!(", {} rounds", args.rounds) } else { String::new() }
         );
-        let mut ratios = Vec::with_capacity(runs.len());
         for (round, (baseline, ingest)) in runs.iter().enumerate() {
             if args.rounds > 1 {
                 println!("round {} of {}", round + 1, args.rounds);
             }
             print_run("baseline (bare tonic mTLS echo)", baseline, args.batch);
             print_run("ingest (custodian-server, durable)", ingest, args.batch);
-            let ratio = ingest.reports_per_sec(args.batch) / baseline.reports_per_sec(args.batch);
-            println!("ratio ingest/baseline: {ratio:.2}");
-            ratios.push(ratio);
+            println!("ratio ingest/baseline: {:.2}", ratio(baseline, ingest, args.batch));
         }
         if args.rounds > 1 {
-            print_summary(&runs, &ratios, args.batch);
+            print_summary(&runs, args.batch);
         }
         anyhow::Ok(())
     })
@@ -228,20 +225,25 @@ async fn check_revocation(
     server.check_stored(fleet, n_reports).await
 }
 
+/// Ingest's rate as a share of the baseline's.
+fn ratio(baseline: &Run, ingest: &Run, batch: usize) -> f64 {
+    ingest.reports_per_sec(batch) / baseline.reports_per_sec(batch)
+}
+
 /// The medians over all rounds.
-fn print_summary(runs: &[(Run, Run)], ratios: &[f64], batch: usize) {
+fn print_summary(runs: &[(Run, Run)], batch: usize) {
     let of = |values: Vec<f64>| rounds::summary(&values).expect("at least one round");
     let baseline = of(runs.iter().map(|(baseline, _)| baseline.reports_per_sec(batch)).collect());
     let ingest = of(runs.iter().map(|(_, ingest)| ingest.reports_per_sec(batch)).collect());
     let server_cpu = of(runs.iter().map(|(_, ingest)| ingest.server_cpu_us_per_report(batch)).collect());
-    let ratio = of(ratios.to_vec());
+    let ratios = of(runs.iter().map(|(baseline, ingest)| ratio(baseline, ingest, batch)).collect());
     println!("over {} rounds (median, and the range):", runs.len());
     println!("  baseline {:.0} reports/s ({:.0} to {:.0})", baseline.median, baseline.min, baseline.max);
     println!(
         "  ingest   {:.0} reports/s ({:.0} to {:.0}), server CPU {:.0} us per report ({:.0} to {:.0})",
         ingest.median, ingest.min, ingest.max, server_cpu.median, server_cpu.min, server_cpu.max
     );
-    println!("  ratio ingest/baseline: median {:.2} ({:.2} to {:.2})", ratio.median, ratio.min, ratio.max);
+    println!("  ratio ingest/baseline: median {:.2} ({:.2} to {:.2})", ratios.median, ratios.min, ratios.max);
 }
 
 fn print_run(name: &str, run: &Run, batch: usize) {
