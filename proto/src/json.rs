@@ -172,6 +172,22 @@ fn bios_text(firmware: &v1::Firmware) -> String {
     format!("{} {} ({})", vendor.1, version.1, date.1)
 }
 
+/// A volume's filesystem and encryption: `ext4, encrypted (LUKS2 …)`. When
+/// neither could be read and the encryption's reason begins with the
+/// filesystem's (the same unreadable device), the reason is given once.
+fn filesystem_and_encryption_text(volume: &v1::Volume) -> String {
+    let filesystem = volume.filesystem.as_ref().and_then(|r| r.state.as_ref());
+    let encryption = volume.encryption.as_ref();
+    if let (Some(v1::readable::State::Unknown(why)), Some(e)) = (filesystem, encryption)
+        && e.state() == v1::EncryptionState::Unknown
+        && !why.is_empty()
+        && e.determined_by.starts_with(why.as_str())
+    {
+        return format!("filesystem and encryption UNKNOWN ({})", e.determined_by);
+    }
+    format!("{}, {}", readable_text(volume.filesystem.as_ref()), encryption_text(encryption))
+}
+
 /// An inventory as indented `name  value` lines for a terminal.
 pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
     let os = inventory.os.clone().unwrap_or_default();
@@ -207,7 +223,7 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
     }
     for disk in &inventory.storage {
         out.push_str(&format!(
-            "{indent}{:<14}{} {} {} serial {} ({}, {}{})\n",
+            "{indent}{:<14}{} {} model {} serial {} ({}, {}{})\n",
             "disk",
             disk.name,
             format_bytes(disk.size_bytes),
@@ -221,12 +237,11 @@ pub fn inventory_text(inventory: &v1::Inventory, indent: &str) -> String {
             let mounts =
                 if v.mount_points.is_empty() { String::new() } else { format!(" on {}", v.mount_points.join(", ")) };
             out.push_str(&format!(
-                "{indent}{:<14}  {} {} {}{mounts}: {}{}\n",
+                "{indent}{:<14}  {} {}{mounts}: {}{}\n",
                 "",
                 v.name,
                 format_bytes(v.size_bytes),
-                readable_text(v.filesystem.as_ref()),
-                encryption_text(v.encryption.as_ref()),
+                filesystem_and_encryption_text(v),
                 if v.holds_data { "" } else { " [no data]" },
             ));
         }

@@ -16,7 +16,8 @@ pub enum Compliance {
     Compliant,
     /// These fixed data volumes are not encrypted, or not known to be.
     NonCompliant {
-        /// Kernel names of the volumes, with the disk they are on: `sda2 (sda)`.
+        /// Kernel names of the volumes, with the disk they are on (`sda2 (sda)`),
+        /// or the disk's name alone for a filesystem on the whole disk.
         volumes: Vec<String>,
     },
     /// The inventory lists no fixed data volumes, so nothing can be said.
@@ -42,7 +43,12 @@ pub fn encryption_compliance(inventory: &pb::Inventory) -> Compliance {
             n_data_volumes += 1;
             let encrypted = volume.encryption.as_ref().is_some_and(|e| e.state() == pb::EncryptionState::Encrypted);
             if !encrypted {
-                unencrypted.push(format!("{} ({})", volume.name, disk.name));
+                unencrypted.push(if volume.name == disk.name {
+                    // A filesystem on the whole disk: `vda`, not `vda (vda)`.
+                    volume.name.clone()
+                } else {
+                    format!("{} ({})", volume.name, disk.name)
+                });
             }
         }
     }

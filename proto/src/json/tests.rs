@@ -46,3 +46,39 @@ fn an_interface_without_addresses_has_no_trailing_space() {
     let network: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("network")).collect();
     assert_eq!(network, ["  network       ifb0 5e:ec:02:ea:97:dc down", "  network       eth0 - up 10.1.2.3/24"]);
 }
+
+fn volume(filesystem: v1::Readable, state: v1::EncryptionState, determined_by: &str) -> v1::Volume {
+    v1::Volume {
+        name: "vda".to_owned(),
+        filesystem: Some(filesystem),
+        encryption: Some(v1::Encryption {
+            state: state.into(),
+            determined_by: determined_by.to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_volume_shows_its_filesystem_then_its_encryption() {
+    let v = volume(v1::Readable::value("ext4"), v1::EncryptionState::NotEncrypted, "no LUKS header");
+    assert_eq!(filesystem_and_encryption_text(&v), "ext4, NOT ENCRYPTED");
+}
+
+#[test]
+fn a_volume_unreadable_for_one_reason_gives_the_reason_once() {
+    let why = "permission denied (run the agent as root) reading /dev/vda";
+    let v = volume(
+        v1::Readable::unknown(why),
+        v1::EncryptionState::Unknown,
+        &format!("{why}, and no dm-crypt target above it"),
+    );
+    assert_eq!(
+        filesystem_and_encryption_text(&v),
+        format!("filesystem and encryption UNKNOWN ({why}, and no dm-crypt target above it)")
+    );
+    // Unrelated reasons are both given.
+    let v = volume(v1::Readable::unknown("absent"), v1::EncryptionState::Unknown, "cryptsetup failed");
+    assert_eq!(filesystem_and_encryption_text(&v), "unknown (absent), UNKNOWN (cryptsetup failed)");
+}

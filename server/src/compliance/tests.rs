@@ -35,6 +35,8 @@ fn compliance_table() {
     );
     // Unknown is not compliant.
     check(vec![volume("sda2", true, Unknown)], Compliance::NonCompliant { volumes: vec!["sda2 (sda)".to_owned()] });
+    // A filesystem on the whole disk is named once.
+    check(vec![volume("sda", true, Unknown)], Compliance::NonCompliant { volumes: vec!["sda".to_owned()] });
     check(
         vec![volume("sda1", false, NotEncrypted)],
         Compliance::Unknown { reason: "the report lists no fixed data volumes".to_owned() },

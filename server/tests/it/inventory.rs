@@ -74,7 +74,7 @@ fn device_show_has_disks_encryption_and_changes_after_reports() {
     assert_eq!(device["inventory_changes"][0]["subject"], "inventory");
     let text = ctl(&["device", "show", &device_id]);
     assert!(
-        text.contains("nvme0n1p3 475.5 GiB crypto_LUKS on /, [SWAP]: encrypted (LUKS2 aes-xts-plain64 512-bit)"),
+        text.contains("nvme0n1p3 475.5 GiB on /, [SWAP]: crypto_LUKS, encrypted (LUKS2 aes-xts-plain64 512-bit)"),
         "{text}"
     );
     assert!(text.contains("compliant: every fixed data volume is encrypted"), "{text}");
