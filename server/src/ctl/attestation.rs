@@ -5,10 +5,11 @@
 
 use std::fmt::Write;
 
-use custodian_proto::envelope::{self, WIPE_ATTESTATION_PAYLOAD_TYPE};
+use custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE;
 use custodian_proto::v1 as pb;
 use serde_json::{Value, json};
 
+use super::signed::{self, Checked, Verdict};
 use super::{Ctl, format_time, status_error};
 
 impl Ctl {
@@ -59,17 +60,33 @@ fn outcome(att: &pb::WipeAttestation) -> String {
     }
 }
 
+/// The attestation as its signer signed it, checked here under the
+/// signer's enrolled key rather than taken from the server.
+fn checked(stored: &pb::StoredAttestation) -> Checked<pb::WipeAttestation> {
+    let server_copy = stored.attestation.clone().unwrap_or_default();
+    match &stored.envelope {
+        Some(envelope) => {
+            signed::check(&stored.signer_public_key_hex, envelope, WIPE_ATTESTATION_PAYLOAD_TYPE, &server_copy)
+        }
+        None => Checked {
+            content: server_copy,
+            verdict: Verdict::DoesNotVerify("the server sent no signed envelope".to_owned()),
+        },
+    }
+}
+
 /// One line describing an attestation.
 fn summary(stored: &pb::StoredAttestation) -> String {
-    let Some(att) = &stored.attestation else { return "no attestation".to_owned() };
+    if stored.attestation.is_none() && stored.envelope.is_none() {
+        return "no attestation".to_owned();
+    }
+    let Checked { content: att, verdict } = checked(stored);
+    let att = &att;
     let by = match pb::DeviceKind::try_from(stored.signer_kind) {
         Ok(pb::DeviceKind::WipeStation) => format!("wipe station {}", stored.signer_device_id),
         _ => "the machine itself".to_owned(),
     };
-    let signature = match verify_stored(stored) {
-        Ok(()) => "signature verified by custodianctl".to_owned(),
-        Err(e) => format!("SIGNATURE DOES NOT VERIFY: {e}"),
-    };
+    let signature = format!("signature {}", verdict.text());
     format!(
         "{} by {} on {} ({}, operator {}), verified by {}; {}; {signature}",
         method_name(att.method),
@@ -89,8 +106,15 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
     }
     let _ = writeln!(out, "Disks (wipe status)");
     for disk in disks {
-        let serial = if disk.serial.is_empty() { "serial unknown" } else { &disk.serial };
-        let _ = writeln!(out, "  {} {} ({}, {} bytes)", disk.name, serial, or_dash(&disk.model), disk.size_bytes);
+        let serial = if disk.serial.is_empty() { "unknown" } else { &disk.serial };
+        let _ = writeln!(
+            out,
+            "  {}: serial {serial}, model {}, {} ({} bytes)",
+            disk.name,
+            or_dash(&disk.model),
+            custodian_proto::json::format_bytes(disk.size_bytes),
+            disk.size_bytes
+        );
         match (&disk.passed, &disk.latest) {
             (Some(passed), _) => {
                 let _ = writeln!(out, "    wiped: {}", summary(passed));
@@ -110,7 +134,7 @@ fn or_dash(text: &str) -> &str {
 }
 
 fn attestation_json(stored: &pb::StoredAttestation) -> Value {
-    let att = stored.attestation.clone().unwrap_or_default();
+    let Checked { content: att, verdict } = checked(stored);
     let disk = att.disk.clone().unwrap_or_default();
     json!({
         "signer_device_id": stored.signer_device_id,
@@ -132,7 +156,8 @@ fn attestation_json(stored: &pb::StoredAttestation) -> Value {
         "tool_sha256": att.tool_sha256,
         "operator": att.operator,
         "source_device_id": att.source_device_id,
-        "signature_verified": verify_stored(stored).is_ok(),
+        "signature_verified": verdict.signature_verifies(),
+        "server_copy_matches_signed": verdict == Verdict::Verified,
     })
 }
 
@@ -160,7 +185,7 @@ pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
 pub fn render_unmatched(list: &[pb::StoredAttestation]) -> String {
     let mut out = String::new();
     for stored in list {
-        let att = stored.attestation.clone().unwrap_or_default();
+        let att = checked(stored).content;
         let disk = att.disk.clone().unwrap_or_default();
         let serial = if disk.serial.is_empty() { "serial unknown".to_owned() } else { disk.serial.clone() };
         let _ = writeln!(
@@ -181,16 +206,4 @@ pub fn render_unmatched(list: &[pb::StoredAttestation]) -> String {
 pub fn render_unmatched_json(list: &[pb::StoredAttestation]) -> String {
     serde_json::to_string_pretty(&Value::Array(list.iter().map(attestation_json).collect()))
         .expect("JSON values always serialise")
-}
-
-/// Checks a stored attestation's signature under its signer's enrolled key,
-/// here rather than taking the server's word for it.
-fn verify_stored(stored: &pb::StoredAttestation) -> Result<(), String> {
-    let key_bytes: [u8; 32] = hex::decode(&stored.signer_public_key_hex)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| "no valid public key".to_owned())?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
-    let env = stored.envelope.as_ref().ok_or("no envelope")?;
-    envelope::verify(&key, env, WIPE_ATTESTATION_PAYLOAD_TYPE).map(|_| ()).map_err(|e| e.to_string())
 }

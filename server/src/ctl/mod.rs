@@ -8,6 +8,7 @@ mod disposal;
 mod lifecycle;
 mod render;
 mod rollout;
+mod signed;
 
 use std::collections::HashMap;
 use std::path::Path;

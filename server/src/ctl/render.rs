@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use custodian_proto::envelope::{self, REPORT_PAYLOAD_TYPE};
+use custodian_proto::envelope::REPORT_PAYLOAD_TYPE;
 use custodian_proto::readable_value;
 use custodian_proto::v1 as pb;
 use serde_json::{Value, json};
@@ -29,15 +29,14 @@ fn or_dash(text: &str) -> &str {
     if text.is_empty() { "-" } else { text }
 }
 
-/// Whether the envelope verifies under the device's enrolled key, checked
-/// here by the CLI rather than taken from the server.
-fn signature_check(device: &pb::DeviceSummary, envelope: &pb::SignedEnvelope) -> Result<(), String> {
-    let key_bytes: [u8; 32] = hex::decode(&device.public_key_hex)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| "the server sent no valid public key".to_owned())?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
-    envelope::verify(&key, envelope, REPORT_PAYLOAD_TYPE).map(|_| ()).map_err(|e| e.to_string())
+/// The latest report as the device signed it, checked here by the CLI
+/// under the device's enrolled key rather than taken from the server.
+fn checked_report(
+    device: &pb::DeviceSummary,
+    report: &pb::Report,
+    envelope: &pb::SignedEnvelope,
+) -> super::signed::Checked<pb::Report> {
+    super::signed::check(&device.public_key_hex, envelope, REPORT_PAYLOAD_TYPE, report)
 }
 
 /// The device list as an aligned table.
@@ -146,7 +145,9 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
     field("certificate", &format!("expires {}", format_time(d.cert_not_after_ms)));
     field("public key", &d.public_key_hex);
     match (&res.latest_report, &res.latest_envelope) {
-        (Some(report), Some(envelope)) => {
+        (Some(server_copy), Some(envelope)) => {
+            let checked = checked_report(d, server_copy, envelope);
+            let report = &checked.content;
             // Every report after the latest inventory was a heartbeat, which
             // carries no inventory of its own.
             let since = match d.last_seq.saturating_sub(report.seq) {
@@ -161,11 +162,7 @@ pub fn render_device(res: &pb::GetDeviceResponse) -> String {
                 format_time(report.collected_at_ms)
             );
             out.push_str(&custodian_proto::json::inventory_text(&report.inventory.clone().unwrap_or_default(), "  "));
-            let signature = match signature_check(d, envelope) {
-                Ok(()) => "verified by custodianctl against the enrolled key".to_owned(),
-                Err(e) => format!("DOES NOT VERIFY: {e}"),
-            };
-            let _ = writeln!(out, "  {:<14}{signature}", "signature");
+            let _ = writeln!(out, "  {:<14}{}", "signature", checked.verdict.text());
         }
         _ => {
             let _ = writeln!(out, "No report received yet.");
@@ -225,7 +222,9 @@ fn change_json(change: &pb::InventoryChange) -> Value {
 /// One device and its latest report, as JSON.
 pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
     let mut value = res.device.as_ref().map(device_json).unwrap_or(Value::Null);
-    if let (Some(report), Some(envelope), Some(d)) = (&res.latest_report, &res.latest_envelope, &res.device) {
+    if let (Some(server_copy), Some(envelope), Some(d)) = (&res.latest_report, &res.latest_envelope, &res.device) {
+        let checked = checked_report(d, server_copy, envelope);
+        let report = &checked.content;
         let inventory = report.inventory.clone().unwrap_or_default();
         let serial = inventory.system.as_ref().and_then(|s| s.serial.as_ref());
         value["reported_serial"] = json!(readable_value(serial));
@@ -233,7 +232,8 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
             "seq": report.seq,
             "collected_at": format_time(report.collected_at_ms),
             "agent_version": report.agent_version,
-            "signature_verified": signature_check(d, envelope).is_ok(),
+            "signature_verified": checked.verdict.signature_verifies(),
+            "server_copy_matches_signed": checked.verdict == super::signed::Verdict::Verified,
             "inventory": custodian_proto::json::inventory(&inventory),
         });
     }
@@ -243,3 +243,6 @@ pub fn render_device_json(res: &pb::GetDeviceResponse) -> String {
     }
     serde_json::to_string_pretty(&value).expect("JSON values always serialise")
 }
+
+#[cfg(test)]
+mod tests;
