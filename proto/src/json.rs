@@ -119,6 +119,20 @@ pub fn encryption_state_name(state: v1::EncryptionState) -> &'static str {
     }
 }
 
+/// A wipe method by the name operators give it: `clear-zero`, `clear-random`,
+/// `clear-multipass`, `purge-crypto-erase`, `purge-sanitize`; `unknown` for
+/// a value this build does not know.
+pub fn wipe_method_name(method: i32) -> &'static str {
+    match v1::WipeMethod::try_from(method) {
+        Ok(v1::WipeMethod::ClearZero) => "clear-zero",
+        Ok(v1::WipeMethod::ClearRandom) => "clear-random",
+        Ok(v1::WipeMethod::ClearMultipass) => "clear-multipass",
+        Ok(v1::WipeMethod::PurgeCryptoErase) => "purge-crypto-erase",
+        Ok(v1::WipeMethod::PurgeSanitize) => "purge-sanitize",
+        Ok(v1::WipeMethod::Unspecified) | Err(_) => "unknown",
+    }
+}
+
 /// `luks2`, `bitlocker`, `none`, …
 pub fn encryption_scheme_name(scheme: v1::EncryptionScheme) -> &'static str {
     match scheme {

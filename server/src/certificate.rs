@@ -14,12 +14,14 @@ use base64::Engine;
 use custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE;
 use custodian_proto::v1 as pb;
 use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::checkpoint::load_verifying_key;
 use crate::audit::event::AuditEvent;
 use crate::audit::verify::InclusionProof;
+use crate::disposal::DestructionRecord;
 
 /// The `format` of certificates this build writes.
 pub const CERTIFICATE_FORMAT: &str = "custodian-certificate-of-sanitisation/1";
@@ -202,6 +204,17 @@ fn verify_evidence(dir: &Path, disk: &CertificateDisk) -> anyhow::Result<()> {
             if sha256_hex(&bytes) != evidence.sha256 {
                 bail!("{} does not match its hash in the certificate", evidence.file);
             }
+            let record: DestructionRecord =
+                serde_json::from_slice(&bytes).with_context(|| format!("parse {}", evidence.file))?;
+            if !same_serial(&record.serial, &disk.serial) || disk.category != "Destroy" {
+                bail!(
+                    "{} records the destruction of disk {:?}, but the entry is disk {:?} ({})",
+                    evidence.file,
+                    record.serial,
+                    disk.serial,
+                    disk.category
+                );
+            }
         }
         "wipe_attestation" => {
             let file: AttestationFile =
@@ -220,10 +233,44 @@ fn verify_evidence(dir: &Path, disk: &CertificateDisk) -> anyhow::Result<()> {
                 .and_then(|b| b.try_into().ok())
                 .context("the signer's public key is not 32 bytes of hex")?;
             let key = VerifyingKey::from_bytes(&key_bytes).context("the signer's public key")?;
-            custodian_proto::envelope::verify(&key, &envelope, WIPE_ATTESTATION_PAYLOAD_TYPE)
+            let payload = custodian_proto::envelope::verify(&key, &envelope, WIPE_ATTESTATION_PAYLOAD_TYPE)
                 .map_err(|e| anyhow::anyhow!("{}: the attestation's signature does not verify: {e}", evidence.file))?;
+            let attestation = pb::WipeAttestation::decode(payload)
+                .with_context(|| format!("{}: the signed attestation does not decode", evidence.file))?;
+            attestation_backs(&attestation, disk)
+                .with_context(|| format!("{} does not back the entry", evidence.file))?;
         }
         other => bail!("unknown evidence kind {other:?}"),
     }
     Ok(())
 }
+
+/// Whether a verified attestation says what the certificate's entry rests
+/// on it for: a passed wipe of this disk, by the method the entry names. A
+/// certificate signed over an entry its evidence does not support is the
+/// failure this document exists to prevent, so the evidence is read, not
+/// only hashed.
+fn attestation_backs(attestation: &pb::WipeAttestation, disk: &CertificateDisk) -> anyhow::Result<()> {
+    let serial = attestation.disk.as_ref().map_or("", |d| d.serial.as_str());
+    if !same_serial(serial, &disk.serial) {
+        bail!("it is for disk {serial:?}, but the entry is disk {:?}", disk.serial);
+    }
+    let outcome = attestation.result.as_ref().map_or(pb::WipeOutcome::Unspecified, |r| r.outcome());
+    if outcome != pb::WipeOutcome::Passed {
+        let name = outcome.as_str_name().trim_start_matches("WIPE_OUTCOME_").to_lowercase();
+        bail!("it records the wipe as {name}, not passed");
+    }
+    let method = custodian_proto::json::wipe_method_name(attestation.method);
+    if disk.method.split(',').next() != Some(method) {
+        bail!("it records the method {method}, but the entry says {:?}", disk.method);
+    }
+    Ok(())
+}
+
+/// Serials match as the register matches them: trimmed, ignoring case.
+fn same_serial(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests;

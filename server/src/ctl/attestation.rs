@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE;
+use custodian_proto::json::wipe_method_name;
 use custodian_proto::v1 as pb;
 use serde_json::{Value, json};
 
@@ -21,17 +22,6 @@ impl Ctl {
             .await
             .map_err(status_error)?;
         Ok(res.into_inner().attestations)
-    }
-}
-
-fn method_name(method: i32) -> &'static str {
-    match pb::WipeMethod::try_from(method) {
-        Ok(pb::WipeMethod::ClearZero) => "clear-zero",
-        Ok(pb::WipeMethod::ClearRandom) => "clear-random",
-        Ok(pb::WipeMethod::ClearMultipass) => "clear-multipass",
-        Ok(pb::WipeMethod::PurgeCryptoErase) => "purge-crypto-erase",
-        Ok(pb::WipeMethod::PurgeSanitize) => "purge-sanitize",
-        _ => "unknown",
     }
 }
 
@@ -89,7 +79,7 @@ fn summary(stored: &pb::StoredAttestation) -> String {
     let signature = format!("signature {}", verdict.text());
     format!(
         "{} by {} on {} ({}, operator {}), verified by {}; {}; {signature}",
-        method_name(att.method),
+        wipe_method_name(att.method),
         by,
         format_time(att.finished_at_ms),
         if att.passes > 0 { format!("{} pass(es), {}", att.passes, att.pattern) } else { att.pattern.clone() },
@@ -144,7 +134,7 @@ fn attestation_json(stored: &pb::StoredAttestation) -> Value {
         "disk": { "serial": disk.serial, "model": disk.model, "wwn": disk.wwn,
                   "apparent_size_bytes": disk.apparent_size_bytes, "native_size_bytes": disk.native_size_bytes,
                   "hidden_area": disk.hidden_area },
-        "method": method_name(att.method),
+        "method": wipe_method_name(att.method),
         "passes": att.passes,
         "pattern": att.pattern,
         "seed": hex::encode(&att.seed),

@@ -546,8 +546,7 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
         if let Some(att) = store.covering_attestation(device_id, &serial)? {
             let payload = pb::WipeAttestation::decode(att.envelope.payload.as_slice())
                 .map_err(|e| super::internal("decode a stored attestation", &e))?;
-            let method = pb::WipeMethod::try_from(payload.method).unwrap_or(pb::WipeMethod::Unspecified);
-            let method_name = method.as_str_name().trim_start_matches("WIPE_METHOD_").to_lowercase().replace('_', "-");
+            let method_name = custodian_proto::json::wipe_method_name(payload.method);
             let category = if method_name.starts_with("purge") { "Purge" } else { "Clear" };
             let verification = payload
                 .verification
