@@ -89,7 +89,7 @@ fn text(field: &str, value: &str, required: bool) -> Result<Option<String>, Stat
 
 /// The latest full inventory, if the device has sent one. Heartbeats carry
 /// none, so the latest report may well not be the one to judge.
-fn latest_inventory(shared: &Shared, device: &DeviceRecord) -> Result<Option<LatestFull>, Status> {
+pub(super) fn latest_inventory(shared: &Shared, device: &DeviceRecord) -> Result<Option<LatestFull>, Status> {
     let Some(latest) = shared.store.latest_inventory(device.device_id)? else {
         return Ok(None);
     };
@@ -99,8 +99,8 @@ fn latest_inventory(shared: &Shared, device: &DeviceRecord) -> Result<Option<Lat
 }
 
 /// The latest full inventory, and the report that carried it.
-struct LatestFull {
-    inventory: pb::Inventory,
+pub(super) struct LatestFull {
+    pub(super) inventory: pb::Inventory,
     seq: u64,
     /// That report's signed payload (the evidence an event names).
     payload: Option<Vec<u8>>,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use custodian_proto::identity::{DeviceId, Role};
 use custodian_proto::v1 as pb;
-use prost::Message;
 use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
@@ -87,19 +86,12 @@ fn machine_ref(device: &DeviceRecord) -> MachineRef {
     MachineRef { device_id: device.device_id, label: label(device), state: device.state }
 }
 
-/// What the rollout needs to know of a machine, from its record and latest report.
+/// What the rollout needs to know of a machine, from its record and latest
+/// full inventory: the latest report is often a heartbeat, which carries
+/// none. Judged as the `deployed` guard judges it.
 fn facts_of(shared: &Shared, device: &DeviceRecord) -> Result<MachineFacts, Status> {
-    let compliance = match device.last_seq {
-        0 => None,
-        seq => match shared.store.report(device.device_id, seq)? {
-            None => None,
-            Some(envelope) => {
-                let report = pb::Report::decode(envelope.payload.as_slice())
-                    .map_err(|e| super::internal("decode a stored report", &e))?;
-                Some(encryption_compliance(&report.inventory.unwrap_or_default()))
-            }
-        },
-    };
+    let compliance =
+        super::lifecycle::latest_inventory(shared, device)?.map(|latest| encryption_compliance(&latest.inventory));
     Ok(MachineFacts {
         device_id: device.device_id,
         hostname: device.hostname.clone(),

@@ -148,14 +148,34 @@ impl Machine {
         server: &TestServer,
         inventory: pb::Inventory,
     ) -> Result<pb::EnvelopeResult, tonic::Status> {
+        self.submit(server, Some(inventory), None).await
+    }
+
+    /// A heartbeat: the agent's inventory is `unchanged` (which the server
+    /// already holds), so it sends only its hash, as the real agent does.
+    async fn heartbeat(
+        &mut self,
+        server: &TestServer,
+        unchanged: &pb::Inventory,
+    ) -> Result<pb::EnvelopeResult, tonic::Status> {
+        let inventory_sha256 = <sha2::Sha256 as sha2::Digest>::digest(unchanged.encode_to_vec()).to_vec();
+        self.submit(server, None, Some(pb::Heartbeat { inventory_sha256 })).await
+    }
+
+    async fn submit(
+        &mut self,
+        server: &TestServer,
+        inventory: Option<pb::Inventory>,
+        heartbeat: Option<pb::Heartbeat>,
+    ) -> Result<pb::EnvelopeResult, tonic::Status> {
         self.seq += 1;
         let report = pb::Report {
             device_id: self.device_id.clone(),
             seq: self.seq,
             collected_at_ms: custodian_proto::now_ms(),
             agent_version: "test".to_owned(),
-            inventory: Some(inventory),
-            heartbeat: None,
+            inventory,
+            heartbeat,
         };
         let envelope = sign(&self.key, REPORT_PAYLOAD_TYPE, report.encode_to_vec());
         let identity = ClientIdentity { cert_pem: &self.cert_pem, key_pem: &self.key_pem };

@@ -143,8 +143,15 @@ async fn booked_machine_enrols_is_confirmed_deployed_and_retires_the_one_it_repl
     // The machine enrols and reports compliant.
     let token = ok(server.ctl("eve", &["token", "create", "--asset-tag", "AT-NEW"])).trim().to_owned();
     let mut machine = Machine::enroll(&server, &token, "stmarys-w7-01", "SN-NEW").await.unwrap();
-    let res = machine.report(&server, inventory("stmarys-w7-01", "SN-NEW", true)).await.unwrap();
+    let compliant = inventory("stmarys-w7-01", "SN-NEW", true);
+    let res = machine.report(&server, compliant.clone()).await.unwrap();
     assert_eq!(res.outcome(), pb::Outcome::Accepted, "{}", res.detail);
+    let sheet = ok(server.ctl("eve", &["rollout", "today"]));
+    assert!(sheet.contains("ready: enrolled; encryption compliant; last report"), "{sheet}");
+    // Its next check-in is a heartbeat (the inventory is unchanged), which
+    // carries no inventory: readiness still comes from the latest one.
+    let res = machine.heartbeat(&server, &compliant).await.unwrap();
+    assert_eq!((res.outcome(), res.send_full_inventory), (pb::Outcome::Accepted, false), "{}", res.detail);
     let sheet = ok(server.ctl("eve", &["rollout", "today"]));
     assert!(sheet.contains("ready: enrolled; encryption compliant; last report"), "{sheet}");
     let status = json(ok(server.ctl("sam", &["rollout", "status", "wave-1", "--as-of", &day(1), "--json"])));
