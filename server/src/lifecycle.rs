@@ -257,6 +257,12 @@ pub enum GuardError {
         .0.join(", ")
     )]
     DisksNotCovered(Vec<String>),
+    /// `sanitised` needs the latest inventory to list the machine's disks.
+    #[error(
+        "sanitised needs the latest inventory to list the machine's fixed storage devices, and it lists none \
+         (the agent may not have been able to read them); a machine cannot be certified sanitised on an empty list"
+    )]
+    NoDisks,
     /// A guard needs a report and there is none.
     #[error("{0} needs a report from the device's agent, and it has none")]
     NoReport(LifecycleState),
@@ -285,6 +291,7 @@ pub fn check_guard(
         }
         LifecycleState::Sanitised => match &inputs.coverage {
             None => Err(GuardError::NoReport(to)),
+            Some(coverage) if coverage.covered.is_empty() && coverage.uncovered.is_empty() => Err(GuardError::NoDisks),
             Some(coverage) if coverage.uncovered.is_empty() => Ok(None),
             Some(coverage) => Err(GuardError::DisksNotCovered(coverage.uncovered.clone())),
         },

@@ -4,7 +4,7 @@
 //! then [`SanitisationEvidence`] is empty and every disk is uncovered, so
 //! the `sanitised` guard refuses, naming the disks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use custodian_proto::v1 as pb;
 
@@ -15,6 +15,9 @@ pub struct SanitisationEvidence {
     pub wiped_serials: BTreeSet<String>,
     /// Serials with a destruction record (witness and contractor reference).
     pub destroyed_serials: BTreeSet<String>,
+    /// Serials with evidence that does not count, and why (a wipe from
+    /// before the machine was retired, say).
+    pub not_counted: BTreeMap<String, String>,
 }
 
 /// How far a machine's disks are covered.
@@ -37,7 +40,10 @@ pub fn sanitisation_coverage(inventory: &pb::Inventory, evidence: &SanitisationE
             Some(serial) if evidence.wiped_serials.contains(serial) || evidence.destroyed_serials.contains(serial) => {
                 coverage.covered.push(format!("{} (serial {serial})", disk.name));
             }
-            Some(serial) => coverage.uncovered.push(format!("{} (serial {serial})", disk.name)),
+            Some(serial) => coverage.uncovered.push(match evidence.not_counted.get(serial) {
+                Some(why) => format!("{} (serial {serial}: {why})", disk.name),
+                None => format!("{} (serial {serial})", disk.name),
+            }),
             None => coverage.uncovered.push(format!("{} (serial unreadable)", disk.name)),
         }
     }

@@ -15,7 +15,7 @@ use crate::audit::event::Evidence;
 use crate::disposal::{Alert, DestructionInput, DestructionRecord, Disposal, check_destruction, is_ghost_state};
 use crate::peer::peer_operator;
 use crate::sanitisation::{Coverage, sanitisation_coverage};
-use crate::store::{AcknowledgeAlertError, DeviceRecord, StoredCertificate};
+use crate::store::{AcknowledgeAlertError, DeviceRecord, EvidenceWindow, StoredCertificate};
 
 pub(super) struct DisposalService(pub(super) Arc<Shared>);
 
@@ -38,10 +38,24 @@ pub(super) fn sanitisation_inputs(
         return Ok(None);
     };
     let inventory = latest.decode()?;
-    let proof = shared.store.sanitisation_proof(device.device_id, &inventory)?;
+    let window =
+        EvidenceWindow { retired_at_ms: retired_at(shared, device)?, inventory_received_at_ms: latest.received_at_ms };
+    let proof = shared.store.sanitisation_proof(device.device_id, &inventory, window)?;
     let mut hashes = vec![Evidence::of("latest_inventory", &latest.inventory)];
     hashes.extend(proof.hashes);
     Ok(Some((sanitisation_coverage(&inventory, &proof.evidence), hashes)))
+}
+
+/// When the machine was last retired: sanitisation evidence must be newer.
+/// Only a retired machine can be sanitised, and a sanitised or disposed one
+/// has been retired, so a machine with no such event has no window at all.
+fn retired_at(shared: &Shared, device: &DeviceRecord) -> Result<i64, Status> {
+    shared.store.last_moved_to(device.device_id, crate::lifecycle::LifecycleState::Retired)?.ok_or_else(|| {
+        Status::failed_precondition(format!(
+            "device {} has no record of being retired, which sanitisation evidence must follow",
+            device.device_id
+        ))
+    })
 }
 
 /// The disposal a move to `disposed` records, from the request's fields;
@@ -502,6 +516,7 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
         Some(latest) => latest.decode()?,
         None => return Err(Status::failed_precondition("the machine never sent an inventory")),
     };
+    let retired_at_ms = retired_at(shared, device)?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let source_machine = format!("{} ({device_id})", device.hostname);
     let mut disks = Vec::new();
@@ -543,7 +558,7 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
         if serial.trim().is_empty() {
             return Err(Status::failed_precondition(format!("disk {} has no readable serial", disk.name)));
         }
-        if let Some(att) = store.covering_attestation(device_id, &serial)? {
+        if let Some(att) = store.covering_attestation(device_id, &serial, retired_at_ms)? {
             let payload = pb::WipeAttestation::decode(att.envelope.payload.as_slice())
                 .map_err(|e| super::internal("decode a stored attestation", &e))?;
             let method_name = custodian_proto::json::wipe_method_name(payload.method);

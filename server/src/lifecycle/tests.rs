@@ -117,8 +117,14 @@ fn sanitised_guard_lists_uncovered_disks_and_cannot_be_overridden() {
     assert!(err.to_string().contains("sda (serial S1), nvme0n1 (serial N1)"));
     let none = GuardInputs { compliance: None, coverage: None };
     assert_eq!(check_guard(S::Sanitised, &none, true), Err(GuardError::NoReport(S::Sanitised)));
-    let ok = inputs(None, &[]);
+    let ok = GuardInputs {
+        compliance: None,
+        coverage: Some(Coverage { covered: vec!["sda (serial S1)".to_owned()], uncovered: Vec::new() }),
+    };
     assert_eq!(check_guard(S::Sanitised, &ok, false), Ok(None));
+    // An inventory that lists no disks proves nothing.
+    let empty = inputs(None, &[]);
+    assert_eq!(check_guard(S::Sanitised, &empty, true), Err(GuardError::NoDisks));
 }
 
 #[test]

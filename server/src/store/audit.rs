@@ -26,6 +26,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use super::{Store, StoreError, decode, encode};
 use crate::audit::event::AuditEvent;
 use crate::audit::merkle::{Frontier, Hash, leaf_hash};
+use crate::lifecycle::LifecycleState;
 
 const STATE_KEY: &[u8] = b"s";
 const EVENT_TAG: u8 = b'e';
@@ -122,6 +123,15 @@ fn group_key(first_seq: u64) -> [u8; 9] {
     key[0] = GROUP_TAG;
     key[1..].copy_from_slice(&first_seq.to_be_bytes());
     key
+}
+
+/// The event sequence number of a device index key ([`device_key`]).
+fn device_key_seq(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .get(17..25)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| StoreError::Decode { tree: "audit", error: "device index key is not 25 bytes".to_owned() })?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
@@ -336,6 +346,25 @@ impl Store {
         Ok(hashes)
     }
 
+    /// When the device last moved to `state` (the time of its newest
+    /// lifecycle event with that `to`), if it ever did.
+    pub fn last_moved_to(&self, device_id: DeviceId, state: LifecycleState) -> Result<Option<i64>, StoreError> {
+        let mut prefix = vec![DEVICE_TAG];
+        prefix.extend_from_slice(device_id.as_bytes());
+        for item in self.audit.scan_prefix(&prefix).rev() {
+            let (key, _) = item?;
+            let Some(entry) = self.audit_entry(device_key_seq(&key)?)? else {
+                continue;
+            };
+            let event = AuditEvent::from_bytes(&entry.bytes)
+                .map_err(|e| StoreError::Decode { tree: "audit", error: e.to_string() })?;
+            if event.to.as_deref() == Some(state.as_str()) {
+                return Ok(Some(event.time_ms));
+            }
+        }
+        Ok(None)
+    }
+
     /// One device's events, newest first: those in the history index, and
     /// the `report_accepted` events its report records name.
     pub fn device_events(&self, device_id: DeviceId) -> Result<Vec<AuditEntry>, StoreError> {
@@ -344,11 +373,7 @@ impl Store {
         let mut seqs = Vec::new();
         for item in self.audit.scan_prefix(&prefix) {
             let (key, _) = item?;
-            let seq = u64::from_be_bytes(key[17..].try_into().map_err(|_| StoreError::Decode {
-                tree: "audit",
-                error: "device index key is not 25 bytes".to_owned(),
-            })?);
-            seqs.push(seq);
+            seqs.push(device_key_seq(&key)?);
         }
         for item in self.reports.scan_prefix(device_id.as_bytes()) {
             let (_, value) = item?;

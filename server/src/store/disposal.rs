@@ -111,8 +111,23 @@ fn lift(e: ConflictableTransactionError<StoreError>) -> ConflictableTransactionE
     }
 }
 
-/// The evidence behind a machine's sanitisation: which disks are covered,
-/// and the hashes of the attestations and destruction records covering them.
+/// How far a signer's clock may be behind the server's for its wipe to
+/// still count as done after the machine's retirement.
+pub const CLOCK_SKEW_ALLOWANCE_MS: i64 = 60 * 60 * 1000;
+
+/// What sanitisation evidence must postdate to count.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceWindow {
+    /// When the machine was last retired: a wipe must be done after it.
+    pub retired_at_ms: i64,
+    /// When the latest inventory arrived: a disk recorded destroyed before
+    /// that was still in the machine after it.
+    pub inventory_received_at_ms: i64,
+}
+
+/// The evidence behind a machine's sanitisation: which disks are covered
+/// (and why other evidence does not count), and the hashes of the
+/// attestations and destruction records covering them.
 #[derive(Debug, Clone, Default)]
 pub struct SanitisationProof {
     /// Serials covered, for [`crate::sanitisation::sanitisation_coverage`].
@@ -171,14 +186,17 @@ impl Store {
             .transpose()
     }
 
-    /// For each fixed disk of `inventory` (a device's latest): whether a
-    /// verified attestation that the wipe passed applies to it (see
-    /// [`Store::wipe_coverage`]), or it has a destruction record; with the
-    /// hashes of what covers it.
+    /// For each fixed disk of `inventory` (a device's latest, received at
+    /// `window.inventory_received_at_ms`): whether a verified attestation
+    /// that the wipe passed applies to it (see [`Store::wipe_coverage`]) and
+    /// counts in `window`, or it has a destruction record that does; with
+    /// the hashes of what covers it, and why evidence that exists does not
+    /// count.
     pub fn sanitisation_proof(
         &self,
         device_id: DeviceId,
         inventory: &pb::Inventory,
+        window: EvidenceWindow,
     ) -> Result<SanitisationProof, StoreError> {
         let mut proof = SanitisationProof::default();
         let mut seen = BTreeSet::new();
@@ -190,28 +208,57 @@ impl Store {
             if !seen.insert(serial.to_owned()) {
                 continue;
             }
-            if let Some(att) = self.covering_attestation(device_id, serial)? {
+            if let Some(att) = self.covering_attestation(device_id, serial, window.retired_at_ms)? {
                 proof.evidence.wiped_serials.insert(serial.to_owned());
                 proof.hashes.push(Evidence::of(&format!("wipe_attestation {serial}"), &att.envelope.payload));
+            } else if let Some(att) = self.covering_attestation(device_id, serial, i64::MIN)? {
+                proof.evidence.not_counted.insert(
+                    serial.to_owned(),
+                    format!(
+                        "its passing wipe (finished {}) is from before the machine was retired ({}), and the disk \
+                         may have been written since; wipe it again",
+                        crate::ctl::format_time(att.finished_at_ms),
+                        crate::ctl::format_time(window.retired_at_ms)
+                    ),
+                );
             }
             if let Some(record) = self.destruction(serial)? {
-                proof.evidence.destroyed_serials.insert(serial.to_owned());
-                proof.hashes.push(Evidence::of(&format!("destruction_record {serial}"), &record.canonical_bytes()));
+                if record.recorded_at_ms >= window.inventory_received_at_ms {
+                    proof.evidence.destroyed_serials.insert(serial.to_owned());
+                    proof.hashes.push(Evidence::of(&format!("destruction_record {serial}"), &record.canonical_bytes()));
+                } else {
+                    proof.evidence.not_counted.insert(
+                        serial.to_owned(),
+                        format!(
+                            "it was recorded destroyed ({}), but the machine's latest inventory, received after \
+                             that ({}), still lists it; check the serial",
+                            crate::ctl::format_time(record.recorded_at_ms),
+                            crate::ctl::format_time(window.inventory_received_at_ms)
+                        ),
+                    );
+                }
             }
         }
         Ok(proof)
     }
 
-    /// The latest attestation that a wipe of the disk `serial` passed and
-    /// that applies to the device (see [`Store::wipe_coverage`]).
+    /// The latest attestation that a wipe of the disk `serial` passed, that
+    /// applies to the device (see [`Store::wipe_coverage`]), and that was
+    /// done after `since_ms`: it finished then or later (by the signer's
+    /// clock, allowing [`CLOCK_SKEW_ALLOWANCE_MS`]) and reached the server
+    /// then or later. A wipe from before the machine was retired does not
+    /// say that the disk holds no data now.
     pub fn covering_attestation(
         &self,
         device_id: DeviceId,
         serial: &str,
+        since_ms: i64,
     ) -> Result<Option<super::attestation::AttestationRecord>, StoreError> {
         let mut passed = None;
         for att in self.attestations_for_serial(serial)? {
-            if att.passed && self.applies_to(&att, device_id)? {
+            let in_time = att.envelope.received_at_ms >= since_ms
+                && att.finished_at_ms >= since_ms.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS);
+            if att.passed && in_time && self.applies_to(&att, device_id)? {
                 passed = Some(att);
             }
         }

@@ -59,7 +59,10 @@ use records::{VersionedDevice, VersionedEnvelope, VersionedToken};
 pub use audit::{AuditEntry, StoredCheckpointV1 as StoredCheckpoint};
 pub use commit::{CommitOutcomes, Prepared};
 pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
-pub use disposal::{AcknowledgeAlertError, SanitisationProof, StoredCertificateV1 as StoredCertificate};
+pub use disposal::{
+    AcknowledgeAlertError, CLOCK_SKEW_ALLOWANCE_MS, EvidenceWindow, SanitisationProof,
+    StoredCertificateV1 as StoredCertificate,
+};
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{
     AddDevicesError, DeviceFacets, ExpectedDevice, FacetKey, FacetScanEnd, NewDevice, TransitionAttributes,

@@ -88,9 +88,16 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     let mut pc = Machine::enroll(&server, &token, "old-pc", "SYS-OLD-1").await.unwrap();
     let res = pc.report(&server, two_disk_inventory()).await.unwrap();
     assert_eq!(res.outcome, pb::Outcome::Accepted as i32, "{res:?}");
+    // A wipe while the machine was still in use does not count: it was
+    // written to since.
     let res = attest_own_wipe(&server, &mut pc, "DISK-A").await;
     assert_eq!(res.outcome, pb::Outcome::Accepted as i32, "{res:?}");
     ok(server.ctl("eve", &["device", "transition", "old-pc", "retired", "--reason", "end of life"]));
+    let out = fails(server.ctl("eve", &["device", "transition", "old-pc", "sanitised", "--reason", "wiped"]));
+    assert!(out.contains("not covered: sda (serial DISK-A: its passing wipe (finished"), "{out}");
+    assert!(out.contains("is from before the machine was retired"), "{out}");
+    let res = attest_own_wipe(&server, &mut pc, "DISK-A").await;
+    assert_eq!(res.outcome, pb::Outcome::Accepted as i32, "{res:?}");
 
     // One attestation for two disks: refused, naming the uncovered disk.
     let out = fails(server.ctl("eve", &["device", "transition", "old-pc", "sanitised", "--reason", "wiped"]));

@@ -14,18 +14,32 @@ use crate::store::{CommitOutcome, DeviceKind, ExpectedDevice, TransitionAttribut
 const NOW: i64 = 1_790_000_000_000;
 
 fn wiped(store: &Store, pc: DeviceId, seq: u64, serial: &str, passed: bool) {
+    wiped_at(store, pc, seq, serial, passed, 1000, 1000);
+}
+
+/// A wipe attestation that finished at `finished_at_ms` by its signer's
+/// clock and reached the server at `received_at_ms`.
+fn wiped_at(
+    store: &Store,
+    pc: DeviceId,
+    seq: u64,
+    serial: &str,
+    passed: bool,
+    finished_at_ms: i64,
+    received_at_ms: i64,
+) {
     let att = IncomingAttestation {
         signer: pc,
         seq,
         envelope: envelope(
             format!("att {pc} {seq} {serial}").into_bytes(),
             custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE,
-            100,
+            received_at_ms,
         ),
         disk_serial: serial.to_owned(),
         source_device: Some(pc),
         passed,
-        finished_at_ms: 1000,
+        finished_at_ms,
     };
     assert_eq!(store.commit_attestation(&att).unwrap(), Ok(CommitOutcome::Accepted));
 }
@@ -46,10 +60,16 @@ fn event_at(store: &Store, seq: u64) -> AuditEvent {
     AuditEvent::from_bytes(&store.audit_entry(seq).unwrap().unwrap().bytes).unwrap()
 }
 
-/// What the `sanitised` guard says for `pc` now.
+/// What the `sanitised` guard says for `pc` now, had it been retired
+/// before any evidence and its latest inventory arrived before too.
 fn gate(store: &Store, pc: DeviceId) -> Result<Vec<String>, GuardError> {
+    gate_in(store, pc, EvidenceWindow { retired_at_ms: 0, inventory_received_at_ms: 0 })
+}
+
+/// What the `sanitised` guard says for `pc` now, with evidence counted in `window`.
+fn gate_in(store: &Store, pc: DeviceId, window: EvidenceWindow) -> Result<Vec<String>, GuardError> {
     let inventory = store.latest_inventory(pc).unwrap().unwrap().decode().unwrap();
-    let proof = store.sanitisation_proof(pc, &inventory).unwrap();
+    let proof = store.sanitisation_proof(pc, &inventory, window).unwrap();
     let coverage = sanitisation_coverage(&inventory, &proof.evidence);
     let inputs = GuardInputs { compliance: None, coverage: Some(coverage) };
     check_guard(LifecycleState::Sanitised, &inputs, false)
@@ -83,6 +103,41 @@ fn two_wiped_disks_or_one_wiped_and_one_destroyed_pass() {
     assert!(gate(&store, other).is_err());
     destroyed(&store, "t2").unwrap();
     assert_eq!(gate(&store, other).unwrap(), ["wipe_attestation T1", "destruction_record T2"]);
+}
+
+#[test]
+fn a_wipe_from_before_the_retirement_does_not_count() {
+    let (_dir, store) = temp_store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    store.commit_report(&report_with_disks(pc, 1, &["S1"])).unwrap().unwrap();
+    let retired = EvidenceWindow { retired_at_ms: NOW, inventory_received_at_ms: 1 };
+    // Wiped, passed, a year before the machine was retired: it was in use since.
+    let year = 365 * 24 * 3600 * 1000;
+    wiped_at(&store, pc, 2, "S1", true, NOW - year, NOW - year);
+    let err = gate_in(&store, pc, retired).unwrap_err();
+    assert!(err.to_string().contains("sda (serial S1: its passing wipe (finished"), "{err}");
+    assert!(err.to_string().contains("is from before the machine was retired"), "{err}");
+    assert!(err.to_string().contains("wipe it again"), "{err}");
+    // A wipe done before the retirement but delivered after it does not count either.
+    wiped_at(&store, pc, 3, "S1", true, NOW - 2 * CLOCK_SKEW_ALLOWANCE_MS, NOW + 10);
+    assert!(gate_in(&store, pc, retired).is_err());
+    // After it (the signer's clock may be behind the server's by the allowance): covered.
+    wiped_at(&store, pc, 4, "S1", true, NOW - CLOCK_SKEW_ALLOWANCE_MS / 2, NOW + 20);
+    assert_eq!(gate_in(&store, pc, retired).unwrap(), ["wipe_attestation S1"]);
+}
+
+#[test]
+fn a_disk_reported_after_its_destruction_was_recorded_is_not_covered() {
+    let (_dir, store) = temp_store();
+    let pc = enroll(&store, "ward-pc", DeviceKind::Workstation);
+    store.commit_report(&report_with_disks(pc, 1, &["S1"])).unwrap().unwrap();
+    destroyed(&store, "S1").unwrap();
+    let before = EvidenceWindow { retired_at_ms: 0, inventory_received_at_ms: NOW - 1 };
+    assert_eq!(gate_in(&store, pc, before).unwrap(), ["destruction_record S1"]);
+    let after = EvidenceWindow { retired_at_ms: 0, inventory_received_at_ms: NOW + 1 };
+    let err = gate_in(&store, pc, after).unwrap_err();
+    assert!(err.to_string().contains("but the machine's latest inventory, received after that"), "{err}");
+    assert!(err.to_string().contains("still lists it; check the serial"), "{err}");
 }
 
 #[test]
