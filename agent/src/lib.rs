@@ -191,7 +191,7 @@ impl Agent {
         info!(
             accepted = delivery.accepted,
             duplicates = delivery.duplicates,
-            rejected = delivery.rejected,
+            rejected = delivery.rejected.len(),
             "delivered"
         );
         Ok(delivery)

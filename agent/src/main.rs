@@ -81,7 +81,13 @@ enum Command {
         server: Option<String>,
     },
     /// Sanitise a disk (or image file), verify it by read-back, and send a
-    /// signed wipe attestation. Exits non-zero unless the wipe passed.
+    /// signed wipe attestation.
+    ///
+    /// Exit status: 0 when the wipe passed and the server recorded its
+    /// attestation; 3 when it passed and the attestation is spooled because
+    /// the server could not be reached (`report` or the daemon sends it
+    /// later); 1 when the wipe failed or was interrupted, or the server
+    /// rejected the attestation (the disk is then not recorded as wiped).
     Wipe {
         /// The block device or image file to wipe.
         #[arg(long)]
@@ -120,11 +126,25 @@ enum Command {
     },
 }
 
+/// Exit status of `wipe` when the wipe passed and its attestation is
+/// spooled but not yet on the server.
+const EXIT_WIPED_NOT_DELIVERED: u8 = 3;
+
+/// A wipe passed and its attestation is spooled, but the server could not
+/// be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotDelivered(String);
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     custodian_agent::init_logging(&args.log_level);
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<NotDelivered>() => {
+            eprintln!("custodian-agent: warning: {e}");
+            std::process::ExitCode::from(EXIT_WIPED_NOT_DELIVERED)
+        }
         Err(e) => {
             eprintln!("custodian-agent: error: {}", custodian_proto::errors::chain_text(e.as_ref()));
             std::process::ExitCode::FAILURE
@@ -184,11 +204,11 @@ fn run(args: Args) -> anyhow::Result<()> {
                     "delivered: {} accepted, {} already held, {} rejected; {} waiting",
                     delivery.accepted,
                     delivery.duplicates,
-                    delivery.rejected,
+                    delivery.rejected.len(),
                     agent.spool.len()
                 );
-                if delivery.rejected > 0 {
-                    anyhow::bail!("{} report(s) were rejected by the server (see the log)", delivery.rejected);
+                if !delivery.rejected.is_empty() {
+                    anyhow::bail!("{} report(s) were rejected by the server (see the log)", delivery.rejected.len());
                 }
                 Ok(())
             })
@@ -303,17 +323,29 @@ fn wipe(
     attestation::remove_marker(&marker)?;
     let outcome = result.result.clone().unwrap_or_default();
     let delivered = runtime.block_on(agent.deliver(server));
-    match &delivered {
-        Ok(d) => eprintln!("attestation {seq} delivered ({} accepted, {} rejected)", d.accepted, d.rejected),
-        Err(e) => eprintln!(
-            "custodian-agent: warning: attestation {seq} is spooled but not delivered: {}",
+    // Whether the server now holds this attestation: a passed wipe it does
+    // not hold proves nothing to anyone yet.
+    let recorded = match &delivered {
+        Ok(d) => match d.rejected.iter().find(|r| r.seq == seq) {
+            Some(rejected) => Err(anyhow::anyhow!(
+                "the server REJECTED attestation {seq}: {}; the disk is NOT recorded as wiped",
+                rejected.reason
+            )),
+            None => {
+                eprintln!("attestation {seq} delivered and recorded by the server");
+                Ok(())
+            }
+        },
+        Err(e) => Err(anyhow::Error::new(NotDelivered(format!(
+            "attestation {seq} is spooled but not delivered: {}; the next `custodian-agent report` or the daemon \
+             sends it, and until then the server does not know the disk was wiped",
             custodian_proto::errors::chain_text(e.as_ref())
-        ),
-    }
+        )))),
+    };
     match pb::WipeOutcome::try_from(outcome.outcome) {
         Ok(pb::WipeOutcome::Passed) => {
             outln!("wipe PASSED: {} by {}; attestation {seq}", prepared.target.path.display(), req.method.name());
-            Ok(())
+            recorded
         }
         Ok(pb::WipeOutcome::Interrupted) => {
             anyhow::bail!("wipe INTERRUPTED ({}); attestation {seq} says so", outcome.reason)

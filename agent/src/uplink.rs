@@ -16,16 +16,26 @@ use crate::state::{Enrollment, StateDir};
 const BATCH: usize = 200;
 
 /// What one delivery round did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Newly accepted by the server.
     pub accepted: usize,
     /// Already held by the server (an earlier send whose acknowledgement was lost).
     pub duplicates: usize,
-    /// Refused by the server and moved aside.
-    pub rejected: usize,
+    /// Refused by the server and moved aside: each one's spool sequence
+    /// number and the server's reason.
+    pub rejected: Vec<Rejected>,
     /// The server asked for a full inventory (a heartbeat's hash was unknown to it).
     pub full_inventory_requested: bool,
+}
+
+/// A report or attestation the server refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its sequence number.
+    pub seq: u64,
+    /// What the server said.
+    pub reason: String,
 }
 
 /// Turns a gRPC refusal into an error that says what the server said.
@@ -113,7 +123,7 @@ impl Uplink {
                         spool.reject(*seq, envelope, &result.detail)?;
                         // It may have been the full inventory later heartbeats point to.
                         spool.set_inventory_sha256(None)?;
-                        delivery.rejected += 1;
+                        delivery.rejected.push(Rejected { seq: *seq, reason: result.detail.clone() });
                     }
                 }
             }

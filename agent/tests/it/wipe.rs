@@ -88,7 +88,8 @@ fn a_finished_wipe_is_spooled_as_passed() {
     let image = dir.path().join("disk.img");
     std::fs::write(&image, b"PATIENT RECORD ".repeat(100_000)).unwrap();
     let out = wipe(&state, &image).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Passed, but the server is unreachable: exit status 3, not success.
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("wipe PASSED"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("spooled but not delivered"));
     let atts = spooled(&state, &key);

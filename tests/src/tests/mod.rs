@@ -8,6 +8,7 @@ mod enrolment;
 mod envelopes;
 mod help;
 mod tidy;
+mod wipe;
 
 use custodian_proto::v1 as pb;
 
