@@ -467,6 +467,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             if let Some(d) = res.device {
                 outln!("device {} is now {} (audit event {})", d.device_id, d.state, res.audit_seq);
             }
+            for warning in &res.warnings {
+                eprintln!("custodianctl: WARNING: {warning}");
+            }
         }
         Command::Device(DeviceCommand::Note { query, text }) => {
             let res = ctl.add_note(&query, &text).await?;

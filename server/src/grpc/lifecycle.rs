@@ -254,8 +254,9 @@ impl pb::register_server::Register for RegisterService {
         // Rollout (issue 6): a booked machine confirmed deployed is recorded in
         // its slot, and the machine it replaces is retired (audited, the
         // rollout named as the reason) and put on the to-collect list.
+        let mut warnings = Vec::new();
         if to == LifecycleState::Deployed {
-            super::rollout::on_deployed(&self.0, moved.device_id, &operator.actor(), now);
+            warnings.extend(super::rollout::on_deployed(&self.0, moved.device_id, &operator.actor(), now));
         }
         // Disposal (issue 7): the certificate of sanitisation is issued with
         // the disposal (and stored; `certificate get` issues it later if this fails).
@@ -263,10 +264,14 @@ impl pb::register_server::Register for RegisterService {
             && let Err(status) = super::disposal::issue_certificate(&self.0, moved.clone()).await
         {
             tracing::error!(device_id = %moved.device_id, error = %status.message(), "failed to issue a certificate of sanitisation");
+            warnings.push(format!(
+                "the certificate of sanitisation was not issued ({}); `custodianctl certificate get` issues it",
+                status.message()
+            ));
         }
         self.0.store.flush().await?;
         info!(device_id = %moved.device_id, operator = %operator.actor(), %from, %to, overridden = overridden.is_some(), "device transitioned");
-        Ok(Response::new(pb::TransitionDeviceResponse { device: Some(to_pb_device(&moved)), audit_seq }))
+        Ok(Response::new(pb::TransitionDeviceResponse { device: Some(to_pb_device(&moved)), audit_seq, warnings }))
     }
 
     async fn add_note(&self, req: Request<pb::AddNoteRequest>) -> Result<Response<pb::AddNoteResponse>, Status> {

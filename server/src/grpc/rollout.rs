@@ -517,23 +517,34 @@ pub(super) fn slot_attributes(
 /// the confirmation in the machine's slot, and retires the machine it
 /// replaces through the lifecycle (audited, the rollout named as the
 /// reason), which puts it on the to-collect list. Each step is its own
-/// audited transaction; a failure is logged here and does not undo the
-/// deployment.
-pub(super) fn on_deployed(shared: &Shared, device_id: DeviceId, actor: &str, now_ms: i64) {
-    if let Err(e) = confirm_and_retire(shared, device_id, actor, now_ms) {
-        error!(%device_id, error = %e, "failed to record a rollout deployment");
+/// audited transaction; a failure does not undo the deployment, and is
+/// returned (and logged) so the engineer who confirmed it is told: a
+/// replaced machine left out of the to-collect list is how machines vanish.
+pub(super) fn on_deployed(shared: &Shared, device_id: DeviceId, actor: &str, now_ms: i64) -> Option<String> {
+    match confirm_and_retire(shared, device_id, actor, now_ms) {
+        Ok(None) => None,
+        Ok(Some(warning)) => {
+            warn!(%device_id, %warning, "rollout deployment not fully recorded");
+            Some(warning)
+        }
+        Err(e) => {
+            error!(%device_id, error = %e, "failed to record a rollout deployment");
+            Some(format!("the rollout booking could not be updated ({e}); move the machine again to retry"))
+        }
     }
 }
 
+/// Confirms the booking and retires the replaced machine; `Ok(Some(why))`
+/// when the replaced machine was not retired.
 fn confirm_and_retire(
     shared: &Shared,
     device_id: DeviceId,
     actor: &str,
     now_ms: i64,
-) -> Result<(), crate::store::StoreError> {
+) -> Result<Option<String>, crate::store::StoreError> {
     let store = &shared.store;
     let Some(booking) = store.rollout_booking(device_id)? else {
-        return Ok(());
+        return Ok(None);
     };
     // Recorded once; a later move back to deployed (after a repair) retries
     // only what was left undone.
@@ -541,26 +552,28 @@ fn confirm_and_retire(
         info!(%device_id, plan = %confirmed.plan, "rollout booking confirmed deployed");
     }
     let Some(old_id) = booking.replaces.filter(|_| booking.replaced_retired_at_ms.is_none()) else {
-        return Ok(());
+        return Ok(None);
+    };
+    let not_retired = |name: &str, why: String| {
+        Some(format!(
+            "the machine this one replaces in rollout {}, {name}, was NOT retired and is not on the to-collect \
+             list: {why}; record where it is (`custodianctl device transition {name} ...`)",
+            booking.plan
+        ))
     };
     let Some(old) = store.device(old_id)? else {
-        warn!(%device_id, replaced = %old_id, "the machine a deployed booking replaces is not in the register");
-        return Ok(());
+        return Ok(not_retired(&old_id.to_string(), "it is no longer in the register".to_owned()));
     };
     if old.state == LifecycleState::Retired {
         store.record_rollout_replaced_retired(device_id, actor, now_ms)?;
-        return Ok(());
+        return Ok(None);
     }
     let to = match old.state.move_to(LifecycleState::Retired) {
         Ok(to) => to,
-        Err(e) => {
-            warn!(%device_id, replaced = %old_id, error = %e, "cannot retire the machine a deployed booking replaces");
-            return Ok(());
-        }
+        Err(e) => return Ok(not_retired(&label(&old), e.to_string())),
     };
     if let Err(e) = check_guard(to, &GuardInputs { compliance: None, coverage: None }, false) {
-        warn!(%device_id, replaced = %old_id, error = %e, "cannot retire the machine a deployed booking replaces");
-        return Ok(());
+        return Ok(not_retired(&label(&old), e.to_string()));
     }
     let replacement = store.device(device_id)?.map(|d| label(&d)).unwrap_or_else(|| device_id.to_string());
     let event = AuditEvent::new(now_ms, actor, EventKind::DeviceTransitioned, Some(old_id))
@@ -571,8 +584,8 @@ fn confirm_and_retire(
         Some(TransitionOutcome::Moved(..)) => {
             store.record_rollout_replaced_retired(device_id, actor, now_ms)?;
             info!(replaced = %old_id, plan = %booking.plan, "replaced machine retired by the rollout");
+            Ok(None)
         }
-        other => warn!(replaced = %old_id, outcome = ?other, "the replaced machine moved meanwhile; not retired"),
+        _ => Ok(not_retired(&label(&old), "it moved or reported while this was recorded".to_owned())),
     }
-    Ok(())
 }

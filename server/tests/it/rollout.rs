@@ -227,3 +227,56 @@ for ev in cal.walk('VEVENT'):
     let verified = ok(server.offline(&["audit", "verify", export.to_str().unwrap()]));
     assert!(!verified.contains("FAIL"), "{verified}");
 }
+
+/// A deployment whose replaced machine cannot be retired (it was reported
+/// lost after the booking) still goes through, but the engineer is told
+/// that machine is not on the to-collect list, rather than it dropping out
+/// of every view with only a line in the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_machine_that_cannot_be_retired_is_reported_to_the_engineer() {
+    let server = TestServer::start(1000);
+    let eve = server.dir.path().join("eve");
+    ok(server
+        .ctl("admin", &["operator", "issue", "--name", "eve", "--role", "engineer", "--out", eve.to_str().unwrap()]));
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |offset: i64| format_date(today + time::Duration::days(offset));
+    for (serial, tag) in [("SN-NEW", "AT-NEW"), ("SN-OLD", "AT-OLD")] {
+        ok(server.ctl(
+            "eve",
+            &["device", "add", "--serial", serial, "--asset-tag", tag, "--model", "OptiPlex", "--state", "in_stock"],
+        ));
+    }
+    ok(server.ctl("eve", &["device", "transition", "AT-OLD", "staged", "--reason", "imaged"]));
+    ok(server.ctl("eve", &["device", "transition", "AT-OLD", "deployed", "--reason", "legacy", "--override", "old"]));
+    ok(server.ctl("eve", &["rollout", "create", "wave-2", "--start", &day(-1), "--end", &day(30)]));
+    ok(server.ctl("eve", &["rollout", "site", "wave-2", "RVI", "--capacity", "5"]));
+    ok(server.ctl(
+        "eve",
+        &[
+            "rollout",
+            "book",
+            "wave-2",
+            "--device",
+            "AT-NEW",
+            "--date",
+            &day(0),
+            "--site",
+            "RVI",
+            "--replaces",
+            "AT-OLD",
+        ],
+    ));
+    ok(server.ctl("eve", &["device", "transition", "AT-OLD", "lost", "--reason", "not found on the ward"]));
+    ok(server.ctl("eve", &["device", "transition", "AT-NEW", "staged", "--reason", "imaged"]));
+
+    let out = server
+        .ctl("eve", &["device", "transition", "AT-NEW", "deployed", "--reason", "installed", "--override", "test"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = ok(out);
+    assert!(stdout.contains("is now deployed"), "the deployment itself is written: {stdout}");
+    for needle in ["WARNING", "rollout wave-2, AT-OLD, was NOT retired", "not on the to-collect list", "lost"] {
+        assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    }
+    let old = json(ok(server.ctl("eve", &["device", "show", "AT-OLD", "--json"])));
+    assert_eq!(old["state"], "lost", "{old}");
+}
