@@ -30,19 +30,21 @@ pub async fn run(
     tokio::pin!(shutdown);
     info!(interval = %humantime::format_duration(interval), "agent running");
     loop {
-        match agent.renew_if_due(server).await {
-            Ok(true) | Ok(false) => {}
-            Err(e) => warn!(
-                "failed to renew the certificate (will retry): {}",
-                custodian_proto::errors::chain_text(e.as_ref())
-            ),
-        }
         if let Err(e) = agent.spool_report(source) {
             error!("failed to spool a report: {}", custodian_proto::errors::chain_text(e.as_ref()));
         }
         let next_report = tokio::time::Instant::now() + jittered(interval);
         let mut retry = FIRST_RETRY;
         loop {
+            // Before every attempt, not once per interval: after a long
+            // outage the certificate may have expired, and only a renewal
+            // (which the server grants within its grace) lets the spool out.
+            if let Err(e) = agent.renew_if_due(server).await {
+                warn!(
+                    "failed to renew the certificate (will retry): {}",
+                    custodian_proto::errors::chain_text(e.as_ref())
+                );
+            }
             let wait_until = match agent.deliver(server).await {
                 Ok(_) => next_report,
                 Err(e) => {

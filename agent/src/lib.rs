@@ -203,9 +203,25 @@ impl Agent {
             return Ok(false);
         }
         let server = server.unwrap_or(&self.enrollment.server).to_owned();
-        let mut uplink = Uplink::connect(&self.state, &server, &self.key).await?;
-        uplink.renew(&self.state, &mut self.enrollment, &self.key).await?;
-        Ok(true)
+        let expired_at = Some(self.enrollment.cert_not_after_ms).filter(|at| *at < custodian_proto::now_ms());
+        let renewed = async {
+            let mut uplink = Uplink::connect(&self.state, &server, &self.key).await?;
+            uplink.renew(&self.state, &mut self.enrollment, &self.key).await
+        };
+        match (renewed.await, expired_at) {
+            (Ok(()), _) => Ok(true),
+            (Err(e), None) => Err(e),
+            // Servers accept an expired certificate for renewal only within
+            // their grace (90 days by default); say so, since the TLS error
+            // alone reads like a network fault.
+            (Err(e), Some(at)) => Err(e.context(format!(
+                "the device certificate expired at {}; the server renews an expired certificate only within its \
+                 device_cert_renewal_grace, and after that this machine must be enrolled again",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(at).unwrap_or(0))
+                )
+            ))),
+        }
     }
 
     /// Signs and durably spools a wipe attestation in the same sequence as

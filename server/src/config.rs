@@ -77,6 +77,7 @@ impl DataDir {
 struct RawConfig {
     listen: Option<String>,
     device_cert_lifetime: Option<String>,
+    device_cert_renewal_grace: Option<String>,
     enrollment_token_ttl: Option<String>,
     max_enrollment_token_ttl: Option<String>,
     operator_cert_lifetime: Option<String>,
@@ -91,6 +92,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Lifetime of device client certificates.
     pub device_cert_lifetime: Duration,
+    /// How long after its device certificate expired an agent may still
+    /// renew it (and do nothing else) with it.
+    pub device_cert_renewal_grace: Duration,
     /// Default lifetime of enrolment tokens.
     pub enrollment_token_ttl: Duration,
     /// Longest lifetime an operator may ask for a token.
@@ -118,6 +122,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             device_cert_lifetime: Duration::from_secs(30 * 24 * 3600),
+            device_cert_renewal_grace: Duration::from_secs(90 * 24 * 3600),
             enrollment_token_ttl: Duration::from_secs(24 * 3600),
             max_enrollment_token_ttl: Duration::from_secs(30 * 24 * 3600),
             operator_cert_lifetime: Duration::from_secs(365 * 24 * 3600),
@@ -134,6 +139,12 @@ listen = "127.0.0.1:8443"
 
 # Lifetime of device client certificates; agents renew with a third left.
 device_cert_lifetime = "30d"
+
+# An agent that could not reach the server until its certificate expired may
+# still renew it for this long after (its expired certificate is good for
+# renewing and nothing else), so nothing it spooled meanwhile is stranded.
+# After that it must be enrolled again.
+device_cert_renewal_grace = "90d"
 
 # Default and longest lifetime of one-time enrolment tokens.
 enrollment_token_ttl = "24h"
@@ -187,6 +198,11 @@ impl Config {
                 "device_cert_lifetime",
                 raw.device_cert_lifetime,
                 defaults.device_cert_lifetime,
+            ),
+            device_cert_renewal_grace: duration(
+                "device_cert_renewal_grace",
+                raw.device_cert_renewal_grace,
+                defaults.device_cert_renewal_grace,
             ),
             enrollment_token_ttl: duration(
                 "enrollment_token_ttl",

@@ -118,7 +118,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::CheckConfig { data_dir } => {
             let data_dir = DataDir::new(data_dir);
             let config = Config::load(&data_dir)?;
-            custodian_server::tls::server_config(&data_dir)?;
+            custodian_server::tls::server_config(&data_dir, config.device_cert_renewal_grace)?;
             custodian_server::ca::Ca::load(&data_dir)?;
             println!("configuration OK: listen {}", config.listen);
             Ok(())

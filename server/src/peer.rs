@@ -1,8 +1,10 @@
 //! Who is calling: the identity in the verified client certificate.
 //!
 //! rustls has already checked the certificate chains to the Custodian CA and
-//! is within its validity period; this module reads the identity URI from it
-//! and checks the caller is of the kind (device, operator role) an RPC admits.
+//! is within its validity period (or, for a device renewing, expired within
+//! the renewal grace; see [`crate::tls`]); this module reads the identity URI
+//! from it and checks the caller is of the kind (device, operator role) an
+//! RPC admits.
 
 use custodian_proto::identity::{DeviceId, Identity, OperatorName, Role};
 use tonic::{Request, Status};
@@ -37,6 +39,25 @@ pub fn peer_identity<T>(req: &Request<T>) -> Result<Identity, Status> {
             Err(Status::unauthenticated("the client certificate names no Custodian identity"))
         }
         Some(ClientCertificate::Identity(identity)) => Ok(identity.clone()),
+        Some(ClientCertificate::Expired(device_id, not_after)) => Err(expired(*device_id, *not_after)),
+    }
+}
+
+fn expired(device_id: DeviceId, not_after: u64) -> Status {
+    let at = crate::ctl::format_time(i64::try_from(not_after).unwrap_or(i64::MAX).saturating_mul(1000));
+    Status::unauthenticated(format!(
+        "the certificate of device {device_id} expired at {at}; the agent must renew it (`custodian-agent report` \
+         does) before anything else is accepted"
+    ))
+}
+
+/// The calling device for a certificate renewal: as [`peer_device`], but a
+/// device certificate that expired within the renewal grace is accepted
+/// too (see [`crate::tls`]), since renewing it is what the agent needs.
+pub fn peer_device_renewing<T>(req: &Request<T>) -> Result<DeviceId, Status> {
+    match req.extensions().get::<Peer>().map(|peer| &peer.client) {
+        Some(ClientCertificate::Expired(device_id, _)) => Ok(*device_id),
+        _ => peer_device(req),
     }
 }
 

@@ -2,6 +2,13 @@
 //! verified when presented and optional at the handshake (so that `Enroll`
 //! works without one). Each RPC other than `Enroll` and health then requires
 //! a verified certificate; see [`crate::peer`].
+//!
+//! A device certificate that has expired, but not longer ago than the
+//! renewal grace, is still accepted at the handshake: an agent cut off from
+//! the server for longer than a third of its certificate's lifetime could
+//! otherwise never renew, and everything in its spool would be stranded.
+//! Such a connection may only renew ([`ClientCertificate::Expired`],
+//! `peer::peer_device_renewing`); every other call refuses it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,11 +18,13 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
-use custodian_proto::identity::Identity;
-use rustls::RootCertStore;
+use custodian_proto::identity::{DeviceId, Identity};
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -23,23 +32,27 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, warn};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::DataDir;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the rustls server configuration from the data directory.
-pub fn server_config(data_dir: &DataDir) -> anyhow::Result<rustls::ServerConfig> {
+/// Builds the rustls server configuration from the data directory. Device
+/// certificates that expired less than `renewal_grace` ago are accepted at
+/// the handshake (for renewal only; see the module documentation).
+pub fn server_config(data_dir: &DataDir, renewal_grace: Duration) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(data_dir.ca_cert()).context("read CA certificate")? {
         roots.add(cert.context("parse CA certificate")?).context("add CA certificate")?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
         .context("build client certificate verifier")?;
+    let verifier = Arc::new(RenewalGraceVerifier { webpki, grace: renewal_grace });
     let chain = CertificateDer::pem_file_iter(data_dir.server_cert())
         .context("read server certificate")?
         .collect::<Result<Vec<_>, _>>()
@@ -53,6 +66,85 @@ pub fn server_config(data_dir: &DataDir) -> anyhow::Result<rustls::ServerConfig>
         .context("load server certificate and key")?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// rustls's WebPKI client verifier, except that a device certificate which
+/// fails only because it has expired, less than `grace` ago, is verified
+/// again as of its last valid second: the chain, the signatures and every
+/// other check are WebPKI's own, and only the clock is moved.
+#[derive(Debug)]
+struct RenewalGraceVerifier {
+    webpki: Arc<dyn ClientCertVerifier>,
+    grace: Duration,
+}
+
+impl ClientCertVerifier for RenewalGraceVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.webpki.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.webpki.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let refusal = match self.webpki.verify_client_cert(end_entity, intermediates, now) {
+            Err(
+                e @ rustls::Error::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ),
+            ) => e,
+            verdict => return verdict,
+        };
+        let Some(not_after) = not_after(end_entity) else { return Err(refusal) };
+        let is_device = matches!(crate::peer::identity_from_der(end_entity), Some(Identity::Device(_)));
+        let expired_for = now.as_secs().saturating_sub(not_after);
+        if !is_device || expired_for > self.grace.as_secs() {
+            return Err(refusal);
+        }
+        self.webpki.verify_client_cert(
+            end_entity,
+            intermediates,
+            UnixTime::since_unix_epoch(Duration::from_secs(not_after)),
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A certificate's notAfter, Unix seconds.
+fn not_after(der: &[u8]) -> Option<u64> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    u64::try_from(cert.validity().not_after.timestamp()).ok()
 }
 
 /// A stream of TLS connections accepted on a listener. Handshakes run
@@ -125,14 +217,23 @@ pub enum ClientCertificate {
     Unrecognised,
     /// A verified certificate naming this identity.
     Identity(Identity),
+    /// A device certificate that had expired (at this notAfter, Unix
+    /// seconds) when the connection was made, accepted within the renewal
+    /// grace: good for renewing it and nothing else.
+    Expired(DeviceId, u64),
 }
 
 impl ClientCertificate {
-    /// Reads the identity from the leaf of a verified chain, if there is one.
-    pub fn of(chain: Option<&[CertificateDer<'_>]>) -> Self {
-        match chain.and_then(<[_]>::first) {
-            None => Self::Absent,
-            Some(leaf) => crate::peer::identity_from_der(leaf).map_or(Self::Unrecognised, Self::Identity),
+    /// Reads the identity from the leaf of a verified chain, if there is
+    /// one, as of `now` (Unix seconds).
+    pub fn of(chain: Option<&[CertificateDer<'_>]>, now: u64) -> Self {
+        let Some(leaf) = chain.and_then(<[_]>::first) else { return Self::Absent };
+        match (crate::peer::identity_from_der(leaf), not_after(leaf)) {
+            (None, _) => Self::Unrecognised,
+            (Some(Identity::Device(device_id)), Some(not_after)) if not_after < now => {
+                Self::Expired(device_id, not_after)
+            }
+            (Some(identity), _) => Self::Identity(identity),
         }
     }
 }
@@ -155,7 +256,7 @@ pub struct PeerStream {
 
 impl PeerStream {
     fn new(tls: TlsStream<TcpStream>, remote_addr: SocketAddr) -> Self {
-        let client = ClientCertificate::of(tls.get_ref().1.peer_certificates());
+        let client = ClientCertificate::of(tls.get_ref().1.peer_certificates(), UnixTime::now().as_secs());
         Self { tls, peer: Peer { remote_addr, client } }
     }
 }

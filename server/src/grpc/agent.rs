@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::Shared;
 use crate::intake::{BatchOutcome, IntakeError};
-use crate::peer::peer_device;
+use crate::peer::{peer_device, peer_device_renewing};
 use crate::store::{CommitOutcome, CommitReportError, DeviceRecord, IncomingReport, ReportContent, StoredEnvelope};
 
 pub(super) struct AgentService {
@@ -358,7 +358,7 @@ impl pb::agent_server::Agent for AgentService {
     }
 
     async fn renew(&self, req: Request<pb::RenewRequest>) -> Result<Response<pb::RenewResponse>, Status> {
-        let device_id = peer_device(&req)?;
+        let device_id = peer_device_renewing(&req)?;
         let shared = &self.shared;
         let device = active_device(shared, device_id)?;
         let (cert, key) =

@@ -58,7 +58,7 @@ pub struct Server {
 impl Server {
     /// Opens the data directory's store and binds the listener.
     pub async fn bind(data_dir: &DataDir, config: Config) -> anyhow::Result<Self> {
-        let tls = crate::tls::server_config(data_dir)?;
+        let tls = crate::tls::server_config(data_dir, config.device_cert_renewal_grace)?;
         let ca = Ca::load(data_dir)?;
         let store = Store::open(&data_dir.store()).context("open store")?;
         let listener =

@@ -166,3 +166,28 @@ async fn certificates_from_another_ca_are_refused() {
     assert!(!list.stdout.contains("elsewhere-pc01"), "{list}");
     assert_eq!(server.report_counts("ward7-pc01").await, (1, 1));
 }
+
+/// The renewal grace is for devices cut off from the server: an operator's
+/// expired certificate is refused at the handshake, as before.
+#[tokio::test]
+async fn an_expired_operator_certificate_is_refused() {
+    let dir = TestDir::new();
+    let mut server = Server::init(dir.path()).await;
+    server.configure("operator_cert_lifetime", "1s");
+    let short_lived = dir.join("short-lived");
+    let mut issue = crate::process::Bin::Server.command();
+    issue
+        .args(["operator", "issue", "--data-dir"])
+        .arg(server.data_dir())
+        .args(["--name", "temp", "--role", "service-desk", "--out"])
+        .arg(&short_lived);
+    crate::process::run(issue).await.success();
+    server.serve().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut ctl = crate::process::Bin::Ctl.command();
+    ctl.arg("--server").arg(server.url()).arg("--identity").arg(&short_lived).args(["device", "list"]);
+    let out = crate::process::run(ctl).await;
+    assert!(!out.status.success(), "an expired operator certificate was accepted:\n{out}");
+    // The same call with a valid operator certificate works.
+    server.ctl_run(Role::ServiceDesk, &["device", "list"]).await.success();
+}

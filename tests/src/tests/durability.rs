@@ -7,6 +7,7 @@ use custodian_server::store::Store;
 use prost::Message;
 
 use crate::process::{Running, Stream};
+use crate::raw::{DeviceCredentials, RawDevice};
 use crate::{Machine, Server, TestDir};
 
 /// The sequence numbers stored for `device_id`, read from the store of a
@@ -227,4 +228,41 @@ async fn daemon_spools_while_the_server_is_down_and_catches_up() {
     server.stop().await;
     let (seqs, _) = stored_seqs(&server, device_id);
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_certificate_that_expired_while_the_server_was_down_is_renewed_and_the_spool_delivered() {
+    let dir = TestDir::new();
+    let mut server = Server::init(dir.path()).await;
+    server.configure("device_cert_lifetime", "4s");
+    server.serve().await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+    let expired = DeviceCredentials::load(machine.state_dir());
+
+    // The server is away for longer than the certificate has left.
+    server.stop().await;
+    machine.report().await.failure(&["report 2 is spooled", "not delivered"]);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    server.restart().await;
+
+    // The expired certificate is good for renewing it, and nothing else.
+    let raw = RawDevice::connect(&server.url(), expired.clone()).await;
+    let err = raw.submit_one(expired.sign(&expired.report(2, "ward7-pc01"))).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
+    assert!(err.message().contains("expired at") && err.message().contains("must renew"), "{err}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (1, 1), "nothing was stored from the expired certificate");
+
+    // The agent renews, then delivers what it spooled while cut off.
+    let out = machine.report().await.success();
+    assert!(out.stdout.contains("delivered: 2 accepted"), "{out}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (3, 3));
+
+    // Past the renewal grace the expired certificate is refused outright,
+    // and the agent says what to do.
+    server.stop().await;
+    server.configure("device_cert_renewal_grace", "1s");
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    server.restart().await;
+    machine.report().await.failure(&["report 4 is spooled", "not delivered", "expired"]);
 }

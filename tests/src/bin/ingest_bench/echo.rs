@@ -28,7 +28,9 @@ impl pb::echo_server::Echo for EchoService {
 /// Serves the echo service on a free loopback port until killed, printing
 /// `listening on ADDR` first.
 pub(crate) fn serve(data_dir: &Path) -> anyhow::Result<()> {
-    let tls = custodian_server::tls::server_config(&DataDir::new(data_dir))?;
+    let data_dir = DataDir::new(data_dir);
+    let config = custodian_server::config::Config::load(&data_dir)?;
+    let tls = custodian_server::tls::server_config(&data_dir, config.device_cert_renewal_grace)?;
     // The same runtime as `custodian-server serve`.
     let runtime = tokio::runtime::Runtime::new().context("start async runtime")?;
     runtime.block_on(async {
