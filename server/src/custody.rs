@@ -107,18 +107,29 @@ pub fn manifest_csv(manifest: &Manifest) -> String {
 }
 
 /// Reads the serials from a contractor's return CSV: the column headed
-/// `serial` (case-insensitive), or the first column if none is.
+/// `serial` (case-insensitive). Quoted fields (`"OptiPlex 7010, SFF"`) and
+/// the byte-order mark Excel writes are read as a spreadsheet would.
 pub fn parse_return_csv(text: &str) -> Result<Vec<String>, String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next().ok_or("the return file is empty")?;
-    let columns: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_lowercase()).collect();
-    let Some(col) = columns.iter().position(|c| c == "serial") else {
-        return Err(format!("the return file has no `serial` column (header: {header:?})"));
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = ::csv::ReaderBuilder::new().flexible(true).trim(::csv::Trim::All).from_reader(text.as_bytes());
+    let header = reader.headers().map_err(|e| format!("cannot read the header row: {e}"))?.clone();
+    if header.is_empty() {
+        return Err("the return file is empty".to_owned());
+    }
+    let Some(col) = header.iter().position(|c| c.eq_ignore_ascii_case("serial")) else {
+        return Err(format!(
+            "the return file has no `serial` column (header: {:?})",
+            header.iter().collect::<Vec<_>>()
+        ));
     };
-    Ok(lines
-        .map(|line| line.split(',').nth(col).unwrap_or("").trim().trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect())
+    let mut serials = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("{e}"))?;
+        if let Some(serial) = record.get(col).filter(|s| !s.is_empty()) {
+            serials.push(serial.to_owned());
+        }
+    }
+    Ok(serials)
 }
 
 #[cfg(test)]

@@ -46,6 +46,15 @@ fn the_return_file_is_read_by_its_serial_column() {
 }
 
 #[test]
+fn a_return_file_from_a_spreadsheet_is_read_as_the_spreadsheet_shows_it() {
+    // Excel's byte-order mark, a quoted field with a comma, CRLF line ends.
+    let text = "\u{feff}Description,Serial\r\n\"OptiPlex 7010, SFF\",SN123\r\n\"Latitude \"\"5420\"\"\", SN456 \r\n";
+    assert_eq!(parse_return_csv(text).unwrap(), ["SN123", "SN456"]);
+    let err = parse_return_csv("Item,Outcome\n\"unclosed,x\n").unwrap_err();
+    assert!(err.contains("no `serial` column"), "{err}");
+}
+
+#[test]
 fn the_csv_quotes_what_needs_it() {
     let mut m = manifest(&["D1"]);
     m.contractor = "Recyclers, Ltd".to_owned();
