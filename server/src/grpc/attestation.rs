@@ -104,6 +104,11 @@ pub(crate) fn verify_attestation(
     {
         return invalid("a passed wipe must say how it was verified".to_owned());
     }
+    if outcome == pb::WipeOutcome::Passed
+        && let Some(why) = short_of_the_disk(method, mode, disk, verification)
+    {
+        return invalid(why);
+    }
     let source_device = match device.kind {
         DeviceKind::WipeStation => None,
         DeviceKind::Workstation => {
@@ -130,6 +135,44 @@ pub(crate) fn verify_attestation(
             received_at_ms,
         },
     })
+}
+
+/// Why a passed wipe does not reach the whole disk, if it does not. An
+/// overwrite (Clear) sanitises only what it wrote: a hidden area beyond the
+/// apparent size (HPA/DCO) is left as it was, and its verification must span
+/// the disk; a full verification must have checked every block. Purge
+/// methods act on the whole device and verify what they changed, so only
+/// the last rule applies to them.
+fn short_of_the_disk(
+    method: pb::WipeMethod,
+    mode: pb::VerifyMode,
+    disk: &pb::WipedDisk,
+    verification: &pb::WipeVerification,
+) -> Option<String> {
+    let clear =
+        matches!(method, pb::WipeMethod::ClearZero | pb::WipeMethod::ClearRandom | pb::WipeMethod::ClearMultipass);
+    if clear && disk.native_size_bytes > disk.apparent_size_bytes {
+        return Some(format!(
+            "a clear wipe that passed must cover the whole disk, but {} bytes beyond its apparent size (a hidden \
+             area: {}) were not written; remove the hidden area and wipe again",
+            disk.native_size_bytes - disk.apparent_size_bytes,
+            if disk.hidden_area.is_empty() { "not described" } else { &disk.hidden_area }
+        ));
+    }
+    let spanned = verification.blocks_total.saturating_mul(verification.block_size);
+    if clear && spanned < disk.apparent_size_bytes {
+        return Some(format!(
+            "the verification spans {spanned} bytes ({} blocks of {}), less than the disk's {}",
+            verification.blocks_total, verification.block_size, disk.apparent_size_bytes
+        ));
+    }
+    if mode == pb::VerifyMode::Full && verification.blocks_checked != verification.blocks_total {
+        return Some(format!(
+            "a full verification must check every block, but checked {} of {}",
+            verification.blocks_checked, verification.blocks_total
+        ));
+    }
+    None
 }
 
 fn rejected(detail: String) -> pb::EnvelopeResult {

@@ -135,6 +135,27 @@ fn malformed_content_is_refused_with_the_reason() {
     check_invalid(ws, |a| a.verification.as_mut().unwrap().blocks_checked = 2000, "more blocks checked");
     check_invalid(ws, |a| a.verification.as_mut().unwrap().mode = pb::VerifyMode::None.into(), "how it was verified");
     check_invalid(ws, |a| a.source_device_id = DeviceId::random().to_string(), "only to its own disks");
+    // A passed wipe that did not reach the whole disk.
+    let hidden = |a: &mut pb::WipeAttestation| {
+        let disk = a.disk.as_mut().unwrap();
+        disk.native_size_bytes = disk.apparent_size_bytes + (8 << 20);
+        disk.hidden_area = "HPA enabled".to_owned();
+    };
+    check_invalid(ws, hidden, "8388608 bytes beyond its apparent size (a hidden area: HPA enabled) were not written");
+    let short = |a: &mut pb::WipeAttestation| {
+        let v = a.verification.as_mut().unwrap();
+        (v.blocks_total, v.blocks_checked) = (512, 512);
+    };
+    check_invalid(ws, short, "spans 536870912 bytes (512 blocks of 1048576), less than the disk's 1073741824");
+    check_invalid(ws, |a| a.verification.as_mut().unwrap().blocks_checked = 1, "checked 1 of 1024");
+    // The same shortfalls in a wipe that failed are recorded as they are.
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let pc = device(ws, &key);
+    let mut failed = attestation(&pc);
+    hidden(&mut failed);
+    failed.verification.as_mut().unwrap().blocks_checked = 1;
+    failed.result = Some(pb::WipeResult { outcome: pb::WipeOutcome::Failed.into(), ..Default::default() });
+    assert!(!check(&key, &pc, sign(&key, &failed)).unwrap().passed);
     // A station's attestation needs no source; it is matched by serial.
     let key = SigningKey::from_bytes(&[4; 32]);
     let station = device(DeviceKind::WipeStation, &key);
