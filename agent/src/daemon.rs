@@ -31,6 +31,10 @@ pub async fn run(
     info!(interval = %humantime::format_duration(interval), "agent running");
     loop {
         if let Err(e) = agent.spool_report(source) {
+            if agent.spool.sync_failed() {
+                // Only a restart settles what is on disk; the unit restarts us.
+                return Err(e.context("the spool can no longer be trusted"));
+            }
             error!("failed to spool a report: {}", custodian_proto::errors::chain_text(e.as_ref()));
         }
         let next_report = tokio::time::Instant::now() + jittered(interval);
@@ -47,6 +51,9 @@ pub async fn run(
             }
             let wait_until = match agent.deliver(server).await {
                 Ok(_) => next_report,
+                Err(e) if agent.spool.sync_failed() => {
+                    return Err(e.context("the spool can no longer be trusted"));
+                }
                 Err(e) => {
                     warn!(
                         pending = agent.spool.len(),

@@ -28,6 +28,12 @@ pub struct Spool {
     outbox: sled::Tree,
     rejected: sled::Tree,
     meta: sled::Tree,
+    /// Why a sync failed, once one has: the spool then refuses everything
+    /// (see [`Spool::sync`]).
+    sync_failure: std::sync::Mutex<Option<String>>,
+    /// Makes the next sync fail, as a disk error would (tests only).
+    #[cfg(test)]
+    fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 impl Spool {
@@ -48,6 +54,9 @@ impl Spool {
             outbox: db.open_tree("outbox")?,
             rejected: db.open_tree("rejected")?,
             meta: db.open_tree("meta")?,
+            sync_failure: std::sync::Mutex::default(),
+            #[cfg(test)]
+            fail_next_sync: std::sync::atomic::AtomicBool::default(),
             db,
         })
     }
@@ -77,8 +86,11 @@ impl Spool {
         Ok(seq)
     }
 
-    /// Up to `limit` spooled envelopes, oldest first.
+    /// Up to `limit` spooled envelopes, oldest first. Nothing, once a sync
+    /// has failed: an envelope that may not be on disk must not reach the
+    /// server, or a power cut would let its sequence number be used again.
     pub fn pending(&self, limit: usize) -> anyhow::Result<Vec<(u64, pb::SignedEnvelope)>> {
+        self.check_synced()?;
         self.outbox
             .iter()
             .take(limit)
@@ -144,16 +156,83 @@ impl Spool {
     /// neither empties the disk's write cache nor writes the file's metadata
     /// (spacejam/sled#1452), so a power cut could otherwise take a report
     /// the agent has just spooled, and with it the sequence number it used.
+    ///
+    /// Once a sync has failed, every later call fails: after a failed
+    /// `fdatasync` the kernel may have dropped the unwritten pages, and a
+    /// later sync can succeed without them. The agent must be restarted, and
+    /// then carries on from what is really on disk.
     fn sync(&self) -> anyhow::Result<()> {
+        let mut failure = self.sync_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(why) = failure.as_ref() {
+            return Err(sync_failed(why));
+        }
+        let res = self.flush_and_sync();
+        if let Err(e) = &res {
+            *failure = Some(custodian_proto::errors::chain_text(e.as_ref()));
+        }
+        res
+    }
+
+    fn flush_and_sync(&self) -> anyhow::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("sync the spool's file: injected failure");
+        }
         self.db.flush().context("sync spool")?;
         self.db_file.sync_data().context("sync the spool's file")?;
         Ok(())
     }
+
+    /// Fails if a sync has failed (see [`Spool::sync`]).
+    fn check_synced(&self) -> anyhow::Result<()> {
+        match self.sync_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+            Some(why) => Err(sync_failed(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a sync has failed, so that the agent must restart.
+    pub fn sync_failed(&self) -> bool {
+        self.check_synced().is_err()
+    }
+}
+
+/// The error every spool call returns once a sync has failed.
+fn sync_failed(why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "an earlier sync of the spool failed ({why}); what was written since may not be on disk, so nothing more is \
+         spooled or sent: restart custodian-agent (it carries on from what is on disk)"
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_failed_sync_nothing_more_is_spooled_or_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.append(envelope).unwrap(), 1);
+        spool.fail_next_sync.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = format!("{:#}", spool.append(envelope).unwrap_err());
+        assert!(err.contains("injected failure"), "{err}");
+        assert!(spool.sync_failed());
+        // Not even the report synced before the failure: what is on disk is
+        // settled at the restart.
+        let err = format!("{:#}", spool.pending(10).unwrap_err());
+        assert!(
+            err.contains("an earlier sync of the spool failed") && err.contains("restart custodian-agent"),
+            "{err}"
+        );
+        assert!(spool.append(envelope).is_err());
+        assert!(spool.flush().is_err());
+        // Reopened (the restart), the spool works again.
+        drop(spool);
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(!spool.sync_failed());
+        assert!(!spool.pending(10).unwrap().is_empty());
+    }
 
     fn envelope(seq: u64) -> pb::SignedEnvelope {
         pb::SignedEnvelope { payload: seq.to_be_bytes().to_vec(), payload_type: "t".to_owned(), signature: vec![] }

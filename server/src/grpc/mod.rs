@@ -86,6 +86,18 @@ impl Server {
             self.shared.config.checkpoint_policy(),
         ));
         let incoming = crate::tls::Incoming::new(self.listener, self.tls);
+        // A failed sync stops the server too: nothing more can be
+        // acknowledged, and the flush below then fails, saying why, so the
+        // process exits non-zero and its supervisor restarts it.
+        let shutdown = {
+            let store = store.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = store.sync_failed() => error!("stopping: a sync of the store failed"),
+                }
+            }
+        };
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(pb::enrollment_server::EnrollmentServer::new(enrollment::EnrollmentService(

@@ -108,6 +108,15 @@ pub enum StoreError {
         /// The decoder's complaint.
         error: String,
     },
+    /// A sync of the store failed earlier. After a failed `fdatasync` the
+    /// kernel may have dropped the unwritten pages and a later sync can
+    /// report success without them, so no later flush is trusted either.
+    #[error(
+        "an earlier sync of the store failed ({0}); nothing written since can be trusted to be on disk, so nothing \
+         more is acknowledged: restart custodian-server (it recovers from what is on disk, and agents resend \
+         whatever was not acknowledged)"
+    )]
+    SyncFailed(String),
     /// The store was written by a newer version of Custodian.
     #[error("store schema version {found} is newer than this build's {SCHEMA_VERSION}; upgrade custodian-server")]
     TooNew {
@@ -256,6 +265,14 @@ pub struct Store {
     device_hot: sled::Tree,
     /// Keeps flushes and transactions apart (see [`Store::transaction_gate`]).
     gate: Arc<RwLock<()>>,
+    /// Why a flush failed, once one has: every later flush fails too (see
+    /// [`StoreError::SyncFailed`]).
+    sync_failure: Arc<Mutex<Option<String>>>,
+    /// Set once a flush has failed, for [`Store::sync_failed`].
+    sync_failed_tx: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Makes the next flush fail, as a disk error would (tests only).
+    #[cfg(test)]
+    fail_next_flush: Arc<std::sync::atomic::AtomicBool>,
     /// The committer's device records (see `hot.rs`).
     hot: Arc<Mutex<hot::HotDevices>>,
 }
@@ -310,6 +327,10 @@ impl Store {
             idx_facets: db.open_tree("idx_facets")?,
             device_hot: db.open_tree(hot::TREE)?,
             gate: Arc::default(),
+            sync_failure: Arc::default(),
+            sync_failed_tx: Arc::new(tokio::sync::watch::channel(false).0),
+            #[cfg(test)]
+            fail_next_flush: Arc::default(),
             hot: Arc::default(),
             envelopes: envelopes::EnvelopeLog::open(path)?,
             db_file: Arc::new(
@@ -345,12 +366,49 @@ impl Store {
     /// before anything is acknowledged. It runs after the gate is released,
     /// so transactions may go on meanwhile (anything they add is synced too,
     /// which does no harm).
+    ///
+    /// Once a flush has failed, every later one fails too, saying why
+    /// ([`StoreError::SyncFailed`]): the server then acknowledges nothing
+    /// more until it is restarted and recovers from what is on disk.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let mut failure = self.sync_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(why) = failure.as_ref() {
+            return Err(StoreError::SyncFailed(why.clone()));
+        }
+        let res = self.flush_and_sync();
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "a sync of the store failed; nothing more will be acknowledged until restart");
+            *failure = Some(e.to_string());
+            self.sync_failed_tx.send_replace(true);
+        }
+        res
+    }
+
+    /// Completes once a flush has failed (at once if one already has): the
+    /// server stops then, so that its supervisor restarts it and it
+    /// recovers from what is on disk.
+    pub async fn sync_failed(&self) {
+        let mut rx = self.sync_failed_tx.subscribe();
+        // The sender lives as long as the store, so this only ends on `true`.
+        let _ = rx.wait_for(|failed| *failed).await;
+    }
+
+    fn flush_and_sync(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_next_flush.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(envelopes::io_error("sync the store's file", &std::io::Error::other("injected failure")));
+        }
         {
             let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
             self.db.flush()?;
         }
         self.db_file.sync_data().map_err(|e| envelopes::io_error("sync the store's file", &e))
+    }
+
+    /// Makes the next flush fail as a disk error would.
+    #[cfg(test)]
+    pub(crate) fn fail_next_flush(&self) {
+        self.fail_next_flush.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Held (shared) around every transaction, and exclusively by a flush.
