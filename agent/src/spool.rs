@@ -86,6 +86,21 @@ impl Spool {
         Ok(seq)
     }
 
+    /// Makes the next sequence number at least `floor`, and syncs. For a
+    /// spool that was lost or replaced: the server refuses numbers at or
+    /// below the last it accepted, and says which that was.
+    pub fn raise_next_seq(&self, floor: u64) -> anyhow::Result<()> {
+        let current = match self.meta.get(NEXT_SEQ_KEY).context("read spool meta")? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().context("next_seq is corrupt")?),
+            None => 1,
+        };
+        if floor > current {
+            self.meta.insert(NEXT_SEQ_KEY, &floor.to_be_bytes()).context("write spool meta")?;
+            self.sync()?;
+        }
+        Ok(())
+    }
+
     /// Up to `limit` spooled envelopes, oldest first. Nothing, once a sync
     /// has failed: an envelope that may not be on disk must not reach the
     /// server, or a power cut would let its sequence number be used again.
@@ -208,6 +223,17 @@ fn sync_failed(why: &str) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_seq_only_goes_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert_eq!(spool.append(envelope).unwrap(), 1);
+        spool.raise_next_seq(41).unwrap();
+        assert_eq!(spool.append(envelope).unwrap(), 41);
+        spool.raise_next_seq(7).unwrap();
+        assert_eq!(spool.append(envelope).unwrap(), 42);
+    }
 
     #[test]
     fn after_a_failed_sync_nothing_more_is_spooled_or_sent() {

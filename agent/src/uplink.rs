@@ -120,6 +120,16 @@ impl Uplink {
                     }
                     pb::Outcome::Rejected | pb::Outcome::Unspecified => {
                         warn!(seq, reason = %result.detail, "the server rejected a report; kept aside in the spool");
+                        if result.last_accepted_seq >= *seq {
+                            // The server holds numbers this spool has not
+                            // reached: it was lost or replaced. Carry on above.
+                            warn!(
+                                last_accepted = result.last_accepted_seq,
+                                "the server has accepted sequence numbers beyond this spool's (was it lost?); \
+                                 new reports carry on above them"
+                            );
+                            spool.raise_next_seq(result.last_accepted_seq + 1)?;
+                        }
                         spool.reject(*seq, envelope, &result.detail)?;
                         // It may have been the full inventory later heartbeats point to.
                         spool.set_inventory_sha256(None)?;

@@ -210,7 +210,7 @@ fn revoked(device_id: DeviceId) -> Status {
 }
 
 fn rejected(seq: u64, detail: String) -> pb::EnvelopeResult {
-    pb::EnvelopeResult { seq, outcome: pb::Outcome::Rejected.into(), detail, send_full_inventory: false }
+    pb::EnvelopeResult { seq, outcome: pb::Outcome::Rejected.into(), detail, ..Default::default() }
 }
 
 /// The wire result for one committed envelope (report or attestation).
@@ -224,6 +224,7 @@ pub(super) fn to_pb_result(
         outcome: outcome.into(),
         detail: detail.to_owned(),
         send_full_inventory,
+        ..Default::default()
     };
     match outcome {
         Ok(CommitOutcome::Accepted) => result(pb::Outcome::Accepted, "", false),
@@ -234,7 +235,11 @@ pub(super) fn to_pb_result(
         Ok(CommitOutcome::Duplicate) => result(pb::Outcome::Duplicate, "already accepted", false),
         Err(e) => {
             warn!(%device_id, seq, error = %e, "rejected an envelope");
-            rejected(seq, e.to_string())
+            let last_accepted_seq = match e {
+                CommitReportError::Replayed { last_seq, .. } => last_seq,
+                _ => 0,
+            };
+            pb::EnvelopeResult { last_accepted_seq, ..rejected(seq, e.to_string()) }
         }
     }
 }

@@ -176,7 +176,7 @@ fn short_of_the_disk(
 }
 
 fn rejected(detail: String) -> pb::EnvelopeResult {
-    pb::EnvelopeResult { seq: 0, outcome: pb::Outcome::Rejected.into(), detail, send_full_inventory: false }
+    pb::EnvelopeResult { seq: 0, outcome: pb::Outcome::Rejected.into(), detail, ..Default::default() }
 }
 
 /// Commits a batch that holds at least one attestation, one envelope at a

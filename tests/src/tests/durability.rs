@@ -266,3 +266,25 @@ async fn a_certificate_that_expired_while_the_server_was_down_is_renewed_and_the
     server.restart().await;
     machine.report().await.failure(&["report 4 is spooled", "not delivered", "expired"]);
 }
+
+#[tokio::test]
+async fn an_agent_whose_spool_was_lost_carries_on_above_the_servers_last_sequence_number() {
+    let dir = TestDir::new();
+    let server = Server::start(dir.path()).await;
+    let machine = Machine::new(dir.path(), "ward7-pc01", "SN-0001");
+    machine.enroll_ok(&server).await;
+    machine.report().await.success();
+    machine.report().await.success();
+    assert_eq!(server.report_counts("ward7-pc01").await, (3, 3));
+
+    // The spool is lost (a disk repaired, a directory wiped); the key and
+    // certificate are not. Its counter starts again at 1, which the server
+    // refuses as a replay, and tells the agent where it got to.
+    std::fs::remove_dir_all(machine.state_dir().join("spool")).expect("remove the spool");
+    let out = machine.report().await.failure(&["rejected by the server"]);
+    assert!(out.stderr.contains("beyond this spool's"), "{out}");
+    // The next report carries on above it, with a full inventory.
+    let out = machine.report().await.success();
+    assert!(out.stdout.contains("delivered: 1 accepted"), "{out}");
+    assert_eq!(server.report_counts("ward7-pc01").await, (4, 4));
+}
