@@ -53,6 +53,7 @@ impl From<ChangeRolloutError> for Status {
             | ChangeRolloutError::Book(_)
             | ChangeRolloutError::Wave(_)
             | ChangeRolloutError::AlreadyDeployed { .. }
+            | ChangeRolloutError::NotRetiredYet(_)
             | ChangeRolloutError::AlreadyCollected(_) => Status::failed_precondition(e.to_string()),
             ChangeRolloutError::MachineChanged(_) => Status::aborted(e.to_string()),
             ChangeRolloutError::Store(e) => e.into(),

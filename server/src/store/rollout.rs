@@ -98,6 +98,13 @@ pub enum ChangeRolloutError {
     /// No booking replaces the machine.
     #[error("machine {0} is not being replaced by any rollout booking")]
     NotReplaced(String),
+    /// The machine is not on the to-collect list yet: its replacement has
+    /// not been confirmed deployed, which is what retires it.
+    #[error(
+        "machine {0} has not been retired by its replacement yet, so it is not waiting to be collected; it goes \
+         on the to-collect list once the new machine is confirmed deployed"
+    )]
+    NotRetiredYet(String),
     /// The machine was marked collected already.
     #[error("machine {0} was already marked collected")]
     AlreadyCollected(String),
@@ -416,6 +423,9 @@ impl Store {
         let Some(booking) = booking else {
             return Err(ChangeRolloutError::NotReplaced(label.to_owned()));
         };
+        if booking.replaced_retired_at_ms.is_none() {
+            return Err(ChangeRolloutError::NotRetiredYet(label.to_owned()));
+        }
         let res = self.update_booking(booking.device_id, |booking| {
             if booking.replaces != Some(replaced) || booking.replaced_collected_at_ms.is_some() {
                 return None;

@@ -222,6 +222,11 @@ fn cancel_and_confirm_are_audited() {
     assert_eq!(f.store.confirm_rollout_deployed(m[1].device_id, ACTOR, 31).expect("ok"), None, "not booked");
     let err = f.store.cancel_rollout_booking(m[0].device_id, "AT-0", ACTOR, 40, "no").expect_err("deployed");
     assert_eq!(err.to_string(), "machine AT-0 is already deployed by plan wave-1; its booking cannot be cancelled");
+    // Not on the to-collect list until retired: collecting it now would
+    // keep it off that list for good.
+    let err = f.store.mark_rollout_collected(m[2].device_id, "AT-2", ACTOR, 45, None).expect_err("not retired");
+    assert!(err.to_string().starts_with("machine AT-2 has not been retired by its replacement yet"), "{err}");
+    assert_eq!(f.written(), (1, events + 2), "nothing written");
     let retired = f.store.record_rollout_replaced_retired(m[0].device_id, ACTOR, 50).expect("ok").expect("recorded");
     assert_eq!(retired.replaced_retired_at_ms, Some(50));
     assert_eq!(f.written(), (1, events + 3));
