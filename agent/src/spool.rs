@@ -18,6 +18,26 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
 const INVENTORY_SHA256_KEY: &[u8] = b"inventory_sha256";
+/// Set when the next sequence number was raised to the server's (text:
+/// `from A to B`); see [`Spool::raise_next_seq`].
+const SEQ_RAISED_KEY: &[u8] = b"seq_raised";
+
+/// What [`Spool::raise_next_seq`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeqRaise {
+    /// The next sequence number was already above the floor.
+    NotNeeded,
+    /// Raised, from this next sequence number.
+    Raised {
+        /// The next sequence number before.
+        from: u64,
+    },
+    /// Not raised: this spool was raised once already (`from A to B`).
+    RefusedAgain {
+        /// The earlier raise.
+        earlier: String,
+    },
+}
 
 /// The agent's spool.
 pub struct Spool {
@@ -88,17 +108,39 @@ impl Spool {
 
     /// Makes the next sequence number at least `floor`, and syncs. For a
     /// spool that was lost or replaced: the server refuses numbers at or
-    /// below the last it accepted, and says which that was.
-    pub fn raise_next_seq(&self, floor: u64) -> anyhow::Result<()> {
-        let current = match self.meta.get(NEXT_SEQ_KEY).context("read spool meta")? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().context("next_seq is corrupt")?),
-            None => 1,
-        };
-        if floor > current {
-            self.meta.insert(NEXT_SEQ_KEY, &floor.to_be_bytes()).context("write spool meta")?;
+    /// below the last it accepted, and says which that was. Done once in a
+    /// spool's life: a second time means another machine is sending as this
+    /// device (a cloned disk image), and leapfrogging it would hide that.
+    pub fn raise_next_seq(&self, floor: u64) -> anyhow::Result<SeqRaise> {
+        let res = self.meta.transaction(|meta| {
+            let current = match meta.get(NEXT_SEQ_KEY)? {
+                Some(bytes) => u64::from_be_bytes(
+                    bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| ConflictableTransactionError::Abort("next_seq is corrupt"))?,
+                ),
+                None => 1,
+            };
+            if floor <= current {
+                return Ok(SeqRaise::NotNeeded);
+            }
+            if let Some(earlier) = meta.get(SEQ_RAISED_KEY)? {
+                let earlier = String::from_utf8_lossy(&earlier).into_owned();
+                return Ok(SeqRaise::RefusedAgain { earlier });
+            }
+            meta.insert(NEXT_SEQ_KEY, &floor.to_be_bytes())?;
+            meta.insert(SEQ_RAISED_KEY, format!("from {current} to {floor}").as_bytes())?;
+            Ok(SeqRaise::Raised { from: current })
+        });
+        let raise = res.map_err(|e| match e {
+            TransactionError::Abort(why) => anyhow::anyhow!("spool: {why}"),
+            TransactionError::Storage(e) => anyhow::Error::new(e).context("write spool meta"),
+        })?;
+        if matches!(raise, SeqRaise::Raised { .. }) {
             self.sync()?;
         }
-        Ok(())
+        Ok(raise)
     }
 
     /// Up to `limit` spooled envelopes, oldest first. Nothing, once a sync
@@ -229,10 +271,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         assert_eq!(spool.append(envelope).unwrap(), 1);
-        spool.raise_next_seq(41).unwrap();
+        assert_eq!(spool.raise_next_seq(41).unwrap(), SeqRaise::Raised { from: 2 });
         assert_eq!(spool.append(envelope).unwrap(), 41);
-        spool.raise_next_seq(7).unwrap();
+        assert_eq!(spool.raise_next_seq(7).unwrap(), SeqRaise::NotNeeded);
         assert_eq!(spool.append(envelope).unwrap(), 42);
+        // Twice in a spool's life means two machines sending as one.
+        let again = spool.raise_next_seq(100).unwrap();
+        assert_eq!(again, SeqRaise::RefusedAgain { earlier: "from 2 to 41".to_owned() });
+        assert_eq!(spool.append(envelope).unwrap(), 43);
     }
 
     #[test]

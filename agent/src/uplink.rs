@@ -6,10 +6,10 @@ use custodian_proto::channel::{ClientIdentity, connect};
 use custodian_proto::v1 as pb;
 use pb::agent_client::AgentClient;
 use tonic::transport::Channel;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::keys::DeviceKey;
-use crate::spool::Spool;
+use crate::spool::{SeqRaise, Spool};
 use crate::state::{Enrollment, StateDir};
 
 /// Most envelopes sent in one call.
@@ -123,12 +123,24 @@ impl Uplink {
                         if result.last_accepted_seq >= *seq {
                             // The server holds numbers this spool has not
                             // reached: it was lost or replaced. Carry on above.
-                            warn!(
-                                last_accepted = result.last_accepted_seq,
-                                "the server has accepted sequence numbers beyond this spool's (was it lost?); \
-                                 new reports carry on above them"
-                            );
-                            spool.raise_next_seq(result.last_accepted_seq + 1)?;
+                            let floor = result.last_accepted_seq.checked_add(1).context(
+                                "the server says it accepted sequence number u64::MAX, which cannot be true",
+                            )?;
+                            match spool.raise_next_seq(floor)? {
+                                SeqRaise::Raised { from } => warn!(
+                                    last_accepted = result.last_accepted_seq,
+                                    "the server has accepted sequence numbers beyond this spool's (was it lost?); \
+                                     new reports carry on above them, not from {from}"
+                                ),
+                                SeqRaise::NotNeeded => {}
+                                SeqRaise::RefusedAgain { earlier } => error!(
+                                    last_accepted = result.last_accepted_seq,
+                                    %earlier,
+                                    "the server has accepted sequence numbers beyond this spool's again, after they \
+                                     were raised once already: another machine is probably sending as this device \
+                                     (a cloned disk image?); not raising them again - enrol one of the machines anew"
+                                ),
+                            }
                         }
                         spool.reject(*seq, envelope, &result.detail)?;
                         // It may have been the full inventory later heartbeats point to.
