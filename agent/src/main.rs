@@ -225,7 +225,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             ))
         }
         Command::Wipe { device, method, passes, verify, operator, yes, station, state_dir, server } => {
-            let agent = Agent::open(StateDir::new(state_dir))?;
+            let mut agent = Agent::open(StateDir::new(state_dir))?;
             agent.recover_interrupted_wipe()?;
             let method = custodian_agent::wipe::methods::Method::parse(&method, passes)?;
             let device_id = agent.enrollment.device_id.to_string();
@@ -239,7 +239,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 root: args.root.clone(),
                 show_progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            wipe(&agent, &req, yes, &runtime, server.as_deref())
+            wipe(&mut agent, &req, yes, &runtime, server.as_deref())
         }
         Command::Inventory { json } => {
             let inventory = source.collect();
@@ -254,7 +254,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn wipe(
-    agent: &Agent,
+    agent: &mut Agent,
     req: &custodian_agent::wipe::WipeRequest,
     yes: bool,
     runtime: &tokio::runtime::Runtime,
@@ -322,7 +322,16 @@ fn wipe(
     let seq = agent.spool_attestation(&result)?;
     attestation::remove_marker(&marker)?;
     let outcome = result.result.clone().unwrap_or_default();
-    let delivered = runtime.block_on(agent.deliver(server));
+    let delivered = runtime.block_on(async {
+        // A wipe can take hours, or run on a machine that was long offline.
+        if let Err(e) = agent.renew_if_due(server).await {
+            eprintln!(
+                "custodian-agent: warning: failed to renew the certificate: {}",
+                custodian_proto::errors::chain_text(e.as_ref())
+            );
+        }
+        agent.deliver(server).await
+    });
     // Whether the server now holds this attestation: a passed wipe it does
     // not hold proves nothing to anyone yet.
     let recorded = match &delivered {
