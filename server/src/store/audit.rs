@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{Store, StoreError, decode, encode};
-use crate::audit::event::AuditEvent;
+use crate::audit::event::{AuditEvent, EventKind};
 use crate::audit::merkle::{Frontier, Hash, leaf_hash};
 use crate::lifecycle::LifecycleState;
 
@@ -358,7 +358,9 @@ impl Store {
             };
             let event = AuditEvent::from_bytes(&entry.bytes)
                 .map_err(|e| StoreError::Decode { tree: "audit", error: e.to_string() })?;
-            if event.to.as_deref() == Some(state.as_str()) {
+            // Only moves: an enrolment event names the state it left the
+            // device in, which is not a move to it.
+            if event.kind == EventKind::DeviceTransitioned && event.to.as_deref() == Some(state.as_str()) {
                 return Ok(Some(event.time_ms));
             }
         }

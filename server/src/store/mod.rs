@@ -371,17 +371,27 @@ impl Store {
     /// ([`StoreError::SyncFailed`]): the server then acknowledges nothing
     /// more until it is restarted and recovers from what is on disk.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        let mut failure = self.sync_failure.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(why) = failure.as_ref() {
+        let failed = || self.sync_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(why) = failed().as_ref() {
             return Err(StoreError::SyncFailed(why.clone()));
         }
+        // Not under the lock: flushes from the committer and from operator
+        // calls overlap their syncs, as they always have.
         let res = self.flush_and_sync();
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "a sync of the store failed; nothing more will be acknowledged until restart");
-            *failure = Some(e.to_string());
-            self.sync_failed_tx.send_replace(true);
+        let mut failure = failed();
+        match (&res, failure.as_ref()) {
+            (Err(e), None) => {
+                tracing::error!(error = %e, "a sync of the store failed; nothing more will be acknowledged until restart");
+                *failure = Some(e.to_string());
+                self.sync_failed_tx.send_replace(true);
+                res
+            }
+            (Err(_), Some(_)) => res,
+            // Another flush failed while this one ran: what this one wrote
+            // may be among the pages lost.
+            (Ok(()), Some(why)) => Err(StoreError::SyncFailed(why.clone())),
+            (Ok(()), None) => Ok(()),
         }
-        res
     }
 
     /// Completes once a flush has failed (at once if one already has): the
