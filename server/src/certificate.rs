@@ -206,7 +206,7 @@ fn verify_evidence(dir: &Path, disk: &CertificateDisk) -> anyhow::Result<()> {
             }
             let record: DestructionRecord =
                 serde_json::from_slice(&bytes).with_context(|| format!("parse {}", evidence.file))?;
-            if !same_serial(&record.serial, &disk.serial) || disk.category != "Destroy" {
+            if !crate::sanitisation::same_serial(&record.serial, &disk.serial) || disk.category != "Destroy" {
                 bail!(
                     "{} records the destruction of disk {:?}, but the entry is disk {:?} ({})",
                     evidence.file,
@@ -252,7 +252,7 @@ fn verify_evidence(dir: &Path, disk: &CertificateDisk) -> anyhow::Result<()> {
 /// only hashed.
 fn attestation_backs(attestation: &pb::WipeAttestation, disk: &CertificateDisk) -> anyhow::Result<()> {
     let serial = attestation.disk.as_ref().map_or("", |d| d.serial.as_str());
-    if !same_serial(serial, &disk.serial) {
+    if !crate::sanitisation::same_serial(serial, &disk.serial) {
         bail!("it is for disk {serial:?}, but the entry is disk {:?}", disk.serial);
     }
     let outcome = attestation.result.as_ref().map_or(pb::WipeOutcome::Unspecified, |r| r.outcome());
@@ -264,12 +264,11 @@ fn attestation_backs(attestation: &pb::WipeAttestation, disk: &CertificateDisk) 
     if disk.method.split(',').next() != Some(method) {
         bail!("it records the method {method}, but the entry says {:?}", disk.method);
     }
+    let category = if method.starts_with("purge") { "Purge" } else { "Clear" };
+    if disk.category != category {
+        bail!("its method {method} is a {category}, but the entry's category is {:?}", disk.category);
+    }
     Ok(())
-}
-
-/// Serials match as the register matches them: trimmed, ignoring case.
-fn same_serial(a: &str, b: &str) -> bool {
-    a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
 #[cfg(test)]

@@ -106,15 +106,22 @@ fn a_passed_wipe_of_the_disk_backs_its_entry() {
 
 #[test]
 fn a_signed_attestation_that_says_otherwise_does_not_back_the_entry() {
-    let entry = || entry("Clear", "clear-random, 1 pass(es)");
+    let clear = || entry("Clear", "clear-random, 1 pass(es)");
     let failed = attestation(SERIAL, pb::WipeMethod::ClearRandom, pb::WipeOutcome::Failed);
-    refused(check_attestation(entry(), &failed), "it records the wipe as failed, not passed");
+    refused(check_attestation(clear(), &failed), "it records the wipe as failed, not passed");
     let interrupted = attestation(SERIAL, pb::WipeMethod::ClearRandom, pb::WipeOutcome::Interrupted);
-    refused(check_attestation(entry(), &interrupted), "it records the wipe as interrupted, not passed");
+    refused(check_attestation(clear(), &interrupted), "it records the wipe as interrupted, not passed");
     let other_disk = attestation("WD-OTHER-1", pb::WipeMethod::ClearRandom, pb::WipeOutcome::Passed);
-    refused(check_attestation(entry(), &other_disk), "it is for disk \"WD-OTHER-1\", but the entry is disk");
+    refused(check_attestation(clear(), &other_disk), "it is for disk \"WD-OTHER-1\", but the entry is disk");
     let other_method = attestation(SERIAL, pb::WipeMethod::ClearZero, pb::WipeOutcome::Passed);
-    refused(check_attestation(entry(), &other_method), "it records the method clear-zero");
+    refused(check_attestation(clear(), &other_method), "it records the method clear-zero");
+    // A wipe entry claiming a stronger category than its method.
+    let passed = attestation(SERIAL, pb::WipeMethod::ClearRandom, pb::WipeOutcome::Passed);
+    refused(
+        check_attestation(entry("Purge", "clear-random, 1 pass(es)"), &passed),
+        "its method clear-random is a Clear, but the entry's category is \"Purge\"",
+    );
+    refused(check_attestation(entry("Destroy", "clear-random, 1 pass(es)"), &passed), "\"Destroy\"");
 }
 
 #[test]
