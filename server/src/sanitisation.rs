@@ -50,5 +50,11 @@ pub fn sanitisation_coverage(inventory: &pb::Inventory, evidence: &SanitisationE
     coverage
 }
 
+/// Whether two disk serials are the same disk's, as the register matches
+/// them: trimmed, ignoring case.
+pub fn same_serial(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
 #[cfg(test)]
 mod tests;

@@ -106,9 +106,14 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
             disk.size_bytes
         );
         match (&disk.passed, &disk.latest) {
-            (Some(passed), _) => {
-                let _ = writeln!(out, "    wiped: {}", summary(passed));
-            }
+            (Some(passed), _) => match signed_pass(disk, passed) {
+                Ok(()) => {
+                    let _ = writeln!(out, "    wiped: {}", summary(passed));
+                }
+                Err(why) => {
+                    let _ = writeln!(out, "    NOT wiped as far as custodianctl can tell: {why}; {}", summary(passed));
+                }
+            },
             (None, Some(latest)) => {
                 let _ = writeln!(out, "    NOT wiped; last attempt: {}", summary(latest));
             }
@@ -117,6 +122,28 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
             }
         }
     }
+}
+
+/// Whether the attestation the server gives as a disk's passing wipe says
+/// so itself, signed: that it is of this disk, and that the wipe passed.
+/// The server picks the attestation; the signature is what to believe.
+fn signed_pass(disk: &pb::DiskWipeStatus, stored: &pb::StoredAttestation) -> Result<(), String> {
+    let Checked { content, verdict } = checked(stored);
+    if !verdict.signature_verifies() {
+        return Err("its attestation's signature does not verify".to_owned());
+    }
+    let serial = content.disk.as_ref().map_or("", |d| d.serial.as_str());
+    if !crate::sanitisation::same_serial(serial, &disk.serial) {
+        return Err(format!("the attestation given for it is of disk {serial:?}"));
+    }
+    let outcome = content.result.as_ref().map_or(pb::WipeOutcome::Unspecified, |r| r.outcome());
+    if outcome != pb::WipeOutcome::Passed {
+        return Err(format!(
+            "the signed attestation says {}",
+            outcome.as_str_name().trim_start_matches("WIPE_OUTCOME_")
+        ));
+    }
+    Ok(())
 }
 
 fn or_dash(text: &str) -> &str {
@@ -162,7 +189,7 @@ pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
                     "serial": d.serial,
                     "model": d.model,
                     "size_bytes": d.size_bytes,
-                    "wiped": d.passed.is_some(),
+                    "wiped": d.passed.as_ref().is_some_and(|passed| signed_pass(d, passed).is_ok()),
                     "passed": d.passed.as_ref().map(attestation_json),
                     "latest": d.latest.as_ref().map(attestation_json),
                 })

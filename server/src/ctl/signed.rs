@@ -1,9 +1,11 @@
 //! What `custodianctl` shows of a signed envelope. The server sends each
-//! envelope verbatim beside its own decoded copy; the CLI checks the
-//! signature under the signer's enrolled key, decodes the signed bytes
-//! itself and shows that, so what it calls verified is what was signed and
-//! not the server's word for it. The server's copy is shown only when the
-//! signature does not verify, and then it says so.
+//! envelope verbatim beside its own decoded copy and the signer's enrolled
+//! key; the CLI checks the signature under that key, decodes the signed
+//! bytes itself and shows those, so that what it calls verified is what the
+//! key signed, not the server's rendering of it. The server's copy is shown
+//! only when the signature does not verify, and then it says so. (The key
+//! itself comes from the server; comparing it with the one the machine
+//! enrolled is what `device show`'s `public key` line is for.)
 
 use custodian_proto::envelope;
 use custodian_proto::v1 as pb;

@@ -64,3 +64,54 @@ fn a_disk_without_attestations_is_shown_not_wiped_with_its_size() {
         "{text}"
     );
 }
+
+/// A disk line whose passing wipe, as the server gives it, is signed over
+/// `signed_serial` with `outcome`.
+fn disk_with_wipe(signed_serial: &str, outcome: pb::WipeOutcome) -> pb::DiskWipeStatus {
+    let key = generate_key();
+    let attestation = pb::WipeAttestation {
+        seq: 4,
+        disk: Some(pb::WipedDisk { serial: signed_serial.to_owned(), ..Default::default() }),
+        method: pb::WipeMethod::ClearZero.into(),
+        result: Some(pb::WipeResult { outcome: outcome.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let envelope = sign(&key, custodian_proto::envelope::WIPE_ATTESTATION_PAYLOAD_TYPE, attestation.encode_to_vec());
+    let stored = pb::StoredAttestation {
+        envelope: Some(envelope),
+        attestation: Some(attestation),
+        signer_public_key_hex: hex::encode(key.verifying_key().to_bytes()),
+        ..Default::default()
+    };
+    pb::DiskWipeStatus {
+        name: "sda".to_owned(),
+        serial: "S3Z9NB0K123456".to_owned(),
+        passed: Some(stored.clone()),
+        latest: Some(stored),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_disk_is_shown_wiped_only_when_the_signed_attestation_says_so() {
+    let show = |disk| render_device(&pb::GetDeviceResponse { disks: vec![disk], ..response("pc", "pc") });
+    let text = show(disk_with_wipe("s3z9nb0k123456 ", pb::WipeOutcome::Passed));
+    assert!(text.contains("    wiped: clear-zero"), "{text}");
+    // The server put another disk's attestation under this one.
+    let text = show(disk_with_wipe("WD-OTHER-1", pb::WipeOutcome::Passed));
+    assert!(
+        text.contains(
+            "NOT wiped as far as custodianctl can tell: the attestation given for it is of disk \"WD-OTHER-1\""
+        ),
+        "{text}"
+    );
+    // The server calls it passed; what the machine signed says otherwise.
+    let text = show(disk_with_wipe("S3Z9NB0K123456", pb::WipeOutcome::Failed));
+    assert!(text.contains("NOT wiped as far as custodianctl can tell: the signed attestation says FAILED"), "{text}");
+    let json: Value = serde_json::from_str(&render_device_json(&pb::GetDeviceResponse {
+        disks: vec![disk_with_wipe("WD-OTHER-1", pb::WipeOutcome::Passed)],
+        ..response("pc", "pc")
+    }))
+    .unwrap();
+    assert_eq!(json["disks"][0]["wiped"], false);
+}
