@@ -143,7 +143,7 @@ device_cert_lifetime = "30d"
 # An agent that could not reach the server until its certificate expired may
 # still renew it for this long after (its expired certificate is good for
 # renewing and nothing else), so nothing it spooled meanwhile is stranded.
-# After that it must be enrolled again.
+# After that it must be enrolled again. "1s" all but turns this off.
 device_cert_renewal_grace = "90d"
 
 # Default and longest lifetime of one-time enrolment tokens.

@@ -512,11 +512,13 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
             device.state
         )));
     };
-    let inventory = match store.latest_inventory(device_id)? {
-        Some(latest) => latest.decode()?,
-        None => return Err(Status::failed_precondition("the machine never sent an inventory")),
+    let Some(latest) = store.latest_inventory(device_id)? else {
+        return Err(Status::failed_precondition("the machine never sent an inventory"));
     };
-    let retired_at_ms = retired_at(shared, device)?;
+    let inventory = latest.decode()?;
+    // The evidence the sanitised guard counted: the same window.
+    let window =
+        EvidenceWindow { retired_at_ms: retired_at(shared, device)?, inventory_received_at_ms: latest.received_at_ms };
     let b64 = base64::engine::general_purpose::STANDARD;
     let source_machine = format!("{} ({device_id})", device.hostname);
     let mut disks = Vec::new();
@@ -558,7 +560,7 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
         if serial.trim().is_empty() {
             return Err(Status::failed_precondition(format!("disk {} has no readable serial", disk.name)));
         }
-        if let Some(att) = store.covering_attestation(device_id, &serial, retired_at_ms)? {
+        if let Some(att) = store.covering_attestation(device_id, &serial, window.retired_at_ms)? {
             let payload = pb::WipeAttestation::decode(att.envelope.payload.as_slice())
                 .map_err(|e| super::internal("decode a stored attestation", &e))?;
             let method_name = custodian_proto::json::wipe_method_name(payload.method);
@@ -607,7 +609,9 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
                 },
                 ..base
             });
-        } else if let Some(record) = store.destruction(&serial)? {
+        } else if let Some(record) =
+            store.destruction(&serial)?.filter(|r| r.recorded_at_ms >= window.inventory_received_at_ms)
+        {
             let file = format!("evidence/destruction-record-{safe}.json");
             files.push(pb::CertificateFile { name: file.clone(), content: record.canonical_bytes() });
             disks.push(CertificateDisk {
@@ -628,7 +632,8 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
             });
         } else {
             return Err(Status::failed_precondition(format!(
-                "disk {} (serial {serial}) has no wipe attestation or destruction record",
+                "disk {} (serial {serial}) has no wipe attestation or destruction record that counts (one done \
+                 after the machine was retired, or recorded after it last reported the disk)",
                 disk.name
             )));
         }

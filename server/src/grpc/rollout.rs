@@ -530,7 +530,9 @@ pub(super) fn on_deployed(shared: &Shared, device_id: DeviceId, actor: &str, now
         }
         Err(e) => {
             error!(%device_id, error = %e, "failed to record a rollout deployment");
-            Some(format!("the rollout booking could not be updated ({e}); move the machine again to retry"))
+            Some(format!(
+                "the rollout booking could not be updated ({e}); to retry, send the machine to in_repair and deploy it again"
+            ))
         }
     }
 }
