@@ -109,6 +109,9 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
             (Some(passed), _) => match signed_pass(disk, passed) {
                 Ok(()) => {
                     let _ = writeln!(out, "    wiped: {}", summary(passed));
+                    if !disk.not_counted.is_empty() {
+                        let _ = writeln!(out, "    DOES NOT COUNT: {}", disk.not_counted);
+                    }
                 }
                 Err(why) => {
                     let _ = writeln!(out, "    NOT wiped as far as custodianctl can tell: {why}; {}", summary(passed));
@@ -192,6 +195,7 @@ pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
                     "wiped": d.passed.as_ref().is_some_and(|passed| signed_pass(d, passed).is_ok()),
                     "passed": d.passed.as_ref().map(attestation_json),
                     "latest": d.latest.as_ref().map(attestation_json),
+                    "not_counted": if d.not_counted.is_empty() { Value::Null } else { json!(d.not_counted) },
                 })
             })
             .collect(),

@@ -261,13 +261,30 @@ pub(super) fn to_pb_attestation(shared: &Shared, record: &AttestationRecord) -> 
     })
 }
 
-/// Per-disk wipe status of a device for `GetDevice`.
-pub(super) fn disks(shared: &Shared, device_id: DeviceId) -> Result<Vec<pb::DiskWipeStatus>, Status> {
+/// Per-disk wipe status of a device for `GetDevice`. For a machine that
+/// has been retired (or gone further), a passing wipe from before its
+/// retirement is marked as not counting, as the `sanitised` guard sees it.
+pub(super) fn disks(shared: &Shared, device: &DeviceRecord) -> Result<Vec<pb::DiskWipeStatus>, Status> {
+    use crate::lifecycle::LifecycleState as S;
+    let device_id = device.device_id;
     let coverage: Vec<DiskCoverage> = shared.store.wipe_coverage(device_id)?;
+    let retired_at = match device.state {
+        S::Retired | S::Sanitised | S::Disposed => shared.store.last_moved_to(device_id, S::Retired)?,
+        _ => None,
+    };
     coverage
         .into_iter()
         .map(|disk| {
+            let not_counted = match (&disk.passed, retired_at) {
+                (Some(att), Some(retired_at)) if !crate::store::done_since(att, retired_at) => format!(
+                    "this wipe is from before the machine was retired ({}), so it does not count towards \
+                     sanitised: wipe the disk again",
+                    crate::ctl::format_time(retired_at)
+                ),
+                _ => String::new(),
+            };
             Ok(pb::DiskWipeStatus {
+                not_counted,
                 name: disk.name,
                 serial: disk.serial.unwrap_or_default(),
                 model: disk.model.unwrap_or_default(),

@@ -108,7 +108,7 @@ impl pb::operator_server::Operator for OperatorService {
             latest_report,
             inventory_changes: changes.iter().map(super::inventory::to_pb_change).collect(),
             allowed_states: device.state.allowed().iter().map(|s| s.as_str().to_owned()).collect(),
-            disks: super::attestation::disks(&self.0, device.device_id)?,
+            disks: super::attestation::disks(&self.0, &device)?,
         }))
     }
 

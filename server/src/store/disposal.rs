@@ -125,6 +125,13 @@ pub struct EvidenceWindow {
     pub inventory_received_at_ms: i64,
 }
 
+/// Whether a wipe was done after `since_ms`: it finished then or later by
+/// the signer's clock (allowing [`CLOCK_SKEW_ALLOWANCE_MS`]) and reached the
+/// server then or later.
+pub fn done_since(att: &super::attestation::AttestationRecord, since_ms: i64) -> bool {
+    att.envelope.received_at_ms >= since_ms && att.finished_at_ms >= since_ms.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS)
+}
+
 /// The evidence behind a machine's sanitisation: which disks are covered
 /// (and why other evidence does not count), and the hashes of the
 /// attestations and destruction records covering them.
@@ -256,9 +263,7 @@ impl Store {
     ) -> Result<Option<super::attestation::AttestationRecord>, StoreError> {
         let mut passed = None;
         for att in self.attestations_for_serial(serial)? {
-            let in_time = att.envelope.received_at_ms >= since_ms
-                && att.finished_at_ms >= since_ms.saturating_sub(CLOCK_SKEW_ALLOWANCE_MS);
-            if att.passed && in_time && self.applies_to(&att, device_id)? {
+            if att.passed && done_since(&att, since_ms) && self.applies_to(&att, device_id)? {
                 passed = Some(att);
             }
         }

@@ -61,7 +61,7 @@ pub use commit::{CommitOutcomes, Prepared};
 pub use custody::{ChangeManifestError, ManifestRecordV1 as ManifestRecord};
 pub use disposal::{
     AcknowledgeAlertError, CLOCK_SKEW_ALLOWANCE_MS, EvidenceWindow, SanitisationProof,
-    StoredCertificateV1 as StoredCertificate,
+    StoredCertificateV1 as StoredCertificate, done_since,
 };
 pub use inventory::{InventoryChangeV1 as InventoryChange, LatestInventoryV1 as LatestInventory, ReportContent};
 pub use lifecycle::{

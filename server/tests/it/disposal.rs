@@ -96,8 +96,12 @@ async fn two_disks_need_two_proofs_then_disposal_and_a_ghost_alert() {
     let out = fails(server.ctl("eve", &["device", "transition", "old-pc", "sanitised", "--reason", "wiped"]));
     assert!(out.contains("not covered: sda (serial DISK-A: its passing wipe (finished"), "{out}");
     assert!(out.contains("is from before the machine was retired"), "{out}");
+    let show = ok(server.ctl("sam", &["device", "show", "old-pc"]));
+    assert!(show.contains("DOES NOT COUNT: this wipe is from before the machine was retired"), "{show}");
     let res = attest_own_wipe(&server, &mut pc, "DISK-A").await;
     assert_eq!(res.outcome, pb::Outcome::Accepted as i32, "{res:?}");
+    let show = ok(server.ctl("sam", &["device", "show", "old-pc"]));
+    assert!(!show.contains("DOES NOT COUNT"), "wiped again since the retirement: {show}");
 
     // One attestation for two disks: refused, naming the uncovered disk.
     let out = fails(server.ctl("eve", &["device", "transition", "old-pc", "sanitised", "--reason", "wiped"]));
