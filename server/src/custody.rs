@@ -86,9 +86,7 @@ pub fn reconcile(manifest: &Manifest, returned: &[String]) -> Reconciliation {
 
 /// The manifest as CSV with a header row, for the paperwork.
 pub fn manifest_csv(manifest: &Manifest) -> String {
-    let field = |v: &str| {
-        if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_owned() }
-    };
+    let field = crate::spreadsheet::csv_field;
     let mut out = String::from("manifest_id,contractor,collection_ref,kind,serial,hostname,device_id\n");
     for item in &manifest.items {
         let row = [

@@ -20,6 +20,7 @@ pub mod operators;
 pub mod peer;
 pub mod rollout;
 pub mod sanitisation;
+pub mod spreadsheet;
 pub mod store;
 pub mod tls;
 pub mod token;

@@ -173,14 +173,6 @@ pub(super) fn render_disposals(disposals: &[pb::DisposalEntry]) -> String {
     out
 }
 
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
-}
-
 /// The disposal register as CSV with a header row.
 pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
     let mut out = String::from(
@@ -201,7 +193,8 @@ pub(super) fn render_disposals_csv(disposals: &[pb::DisposalEntry]) -> String {
             d.audit_seq.to_string(),
             d.certificate_sha256.clone(),
         ];
-        let _ = writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        let _ =
+            writeln!(out, "{}", fields.iter().map(|f| crate::spreadsheet::csv_field(f)).collect::<Vec<_>>().join(","));
     }
     out
 }

@@ -193,10 +193,6 @@ pub fn write_identity(out: &std::path::Path, identity: &pb::IssueOperatorRespons
     Ok(())
 }
 
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
-}
-
 /// The device list as CSV with a header row.
 pub fn render_device_list_csv(devices: &[pb::DeviceSummary]) -> String {
     let mut out = String::from(
@@ -217,7 +213,7 @@ pub fn render_device_list_csv(devices: &[pb::DeviceSummary]) -> String {
             &if d.last_seen_ms == 0 { String::new() } else { format_time(d.last_seen_ms) },
             if d.revocation.is_some() { "yes" } else { "no" },
         ];
-        let _ = writeln!(out, "{}", row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        let _ = writeln!(out, "{}", row.iter().map(|f| crate::spreadsheet::csv_field(f)).collect::<Vec<_>>().join(","));
     }
     out
 }

@@ -128,21 +128,24 @@ pub fn export_csv(bookings: &[Booking], facts: &BTreeMap<custodian_proto::identi
             let text = |f: fn(&MachineFacts) -> Option<&str>| machine.and_then(f).unwrap_or("").to_owned();
             let time = |ms: Option<i64>| ms.map(format_time).unwrap_or_default();
             writer
-                .write_record([
-                    booking.plan.clone(),
-                    format_date(booking.date),
-                    booking.site.clone(),
-                    booking.ward.clone().unwrap_or_default(),
-                    booking.engineer.clone().unwrap_or_default(),
-                    booking.device_id.to_string(),
-                    text(|m| m.asset_tag.as_deref()),
-                    text(|m| m.serial.as_deref()),
-                    text(|m| Some(m.hostname.as_str()).filter(|h| !h.is_empty())),
-                    booking.replaces.map(|r| r.to_string()).unwrap_or_default(),
-                    time(booking.deployed_at_ms),
-                    time(booking.replaced_retired_at_ms),
-                    time(booking.replaced_collected_at_ms),
-                ])
+                .write_record(
+                    [
+                        booking.plan.clone(),
+                        format_date(booking.date),
+                        booking.site.clone(),
+                        booking.ward.clone().unwrap_or_default(),
+                        booking.engineer.clone().unwrap_or_default(),
+                        booking.device_id.to_string(),
+                        text(|m| m.asset_tag.as_deref()),
+                        text(|m| m.serial.as_deref()),
+                        text(|m| Some(m.hostname.as_str()).filter(|h| !h.is_empty())),
+                        booking.replaces.map(|r| r.to_string()).unwrap_or_default(),
+                        time(booking.deployed_at_ms),
+                        time(booking.replaced_retired_at_ms),
+                        time(booking.replaced_collected_at_ms),
+                    ]
+                    .map(|cell| crate::spreadsheet::neutralise(&cell).into_owned()),
+                )
                 .expect("writing to memory cannot fail");
         }
     }

@@ -315,6 +315,17 @@ fn the_csv_export_imports_again() {
 }
 
 #[test]
+fn a_hostname_a_machine_reported_cannot_become_a_formula_in_the_export() {
+    let day = date!(2026 - 12 - 02);
+    let bookings = book_all(&[req(1, day, "St Mary's", None, None)]);
+    let mut hostile = facts(1, LifecycleState::Staged);
+    hostile.hostname = "=HYPERLINK(\"http://evil\",\"x\")".to_owned();
+    let all: BTreeMap<_, _> = [(hostile.device_id, hostile)].into_iter().collect();
+    let text = export_csv(&bookings, &all);
+    assert!(text.contains(",\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\","), "{text}");
+}
+
+#[test]
 fn ical_text_is_escaped() {
     assert_eq!(escape_text("a,b;c\\d\ne"), "a\\,b\\;c\\\\d\\ne");
 }

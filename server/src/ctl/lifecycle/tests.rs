@@ -3,6 +3,23 @@
 use super::*;
 
 #[test]
+fn the_device_list_csv_writes_reported_formulas_as_text() {
+    let device = pb::DeviceSummary {
+        device_id: "48a10939-fa29-45f4-85e0-aa99fc881269".to_owned(),
+        hostname: "@SUM(1+1)*cmd".to_owned(),
+        serial: "-SN1".to_owned(),
+        site: "St Mary's, Ward 7".to_owned(),
+        ..Default::default()
+    };
+    let csv = render_device_list_csv(&[device]);
+    let row = csv.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("48a10939-fa29-45f4-85e0-aa99fc881269,'@SUM(1+1)*cmd,'-SN1,,,,\"St Mary's, Ward 7\","),
+        "{row}"
+    );
+}
+
+#[test]
 fn reads_rows_with_quotes_and_any_column_order() {
     let text = "Asset-Tag,serial,MODEL,supplier,state\nNHS-1,S1,\"OptiPlex 7010, SFF\",Dell,in_stock\n\nNHS-2,S2,\"He said \"\"hi\"\"\",,\n";
     let devices = parse_device_csv(text).unwrap();
