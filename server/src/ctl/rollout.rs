@@ -26,8 +26,8 @@ pub enum RolloutCommand {
         /// Last day, YYYY-MM-DD.
         #[arg(long)]
         end: String,
-        /// Machines one engineer installs per day (default 8).
-        #[arg(long)]
+        /// Machines one engineer installs per day (default 8; at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         engineer_capacity: Option<u32>,
     },
     /// Add a site (or a ward of a site) to a plan, or change its daily
