@@ -227,7 +227,13 @@ impl Agent {
     /// Signs and durably spools a wipe attestation in the same sequence as
     /// reports; returns its sequence number.
     pub fn spool_attestation(&self, attestation: &pb::WipeAttestation) -> anyhow::Result<u64> {
-        let seq = self.spool.append(|seq| wipe::attestation::sign(&self.key.signing, seq, attestation))?;
+        // Noted with it, so that a marker left by a crash just after this
+        // is known to be attested already (see `recover_interrupted_wipe`).
+        let wipe = wipe_key(attestation);
+        let seq = self.spool.append_noting(
+            |seq| wipe::attestation::sign(&self.key.signing, seq, attestation),
+            Some((LAST_WIPE_ATTESTED_KEY, wipe.as_bytes())),
+        )?;
         info!(seq, pending = self.spool.len(), "wipe attestation spooled");
         Ok(seq)
     }
@@ -240,6 +246,13 @@ impl Agent {
         let Some(mut attestation) = wipe::attestation::read_marker(&marker)? else {
             return Ok(None);
         };
+        if self.spool.note(LAST_WIPE_ATTESTED_KEY)?.as_deref() == Some(wipe_key(&attestation).as_bytes()) {
+            // The crash came after the result was spooled and before the
+            // marker went: the wipe is attested, as it ended.
+            wipe::attestation::remove_marker(&marker)?;
+            info!(device = %attestation.device_path, "a wipe marker was left after its result was spooled; removed");
+            return Ok(None);
+        }
         attestation.result = Some(wipe::attestation::interrupted(wipe::attestation::CRASH_REASON));
         attestation.finished_at_ms = custodian_proto::now_ms().max(attestation.started_at_ms);
         let seq = self.spool_attestation(&attestation)?;
@@ -247,6 +260,14 @@ impl Agent {
         tracing::warn!(seq, device = %attestation.device_path, "an interrupted wipe was found and attested as interrupted");
         Ok(Some(seq))
     }
+}
+
+/// The spool note naming the last wipe attested (see [`wipe_key`]).
+const LAST_WIPE_ATTESTED_KEY: &[u8] = b"last_wipe_attested";
+
+/// Which wipe an attestation or marker is about: when it started, and what.
+fn wipe_key(attestation: &pb::WipeAttestation) -> String {
+    format!("{} {}", attestation.started_at_ms, attestation.device_path)
 }
 
 #[cfg(test)]

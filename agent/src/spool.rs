@@ -84,6 +84,17 @@ impl Spool {
     /// Allocates the next sequence number, lets `sign` build the envelope
     /// for it, stores the envelope, and syncs to disk before returning.
     pub fn append(&self, sign: impl Fn(u64) -> pb::SignedEnvelope) -> anyhow::Result<u64> {
+        self.append_noting(sign, None)
+    }
+
+    /// As [`Spool::append`], and records `note` (a meta key and value) in
+    /// the same transaction, so that the envelope and the note are on disk
+    /// together or not at all.
+    pub fn append_noting(
+        &self,
+        sign: impl Fn(u64) -> pb::SignedEnvelope,
+        note: Option<(&[u8], &[u8])>,
+    ) -> anyhow::Result<u64> {
         let res = (&self.meta, &self.outbox).transaction(|(meta, outbox)| {
             let seq = match meta.get(NEXT_SEQ_KEY)? {
                 Some(bytes) => u64::from_be_bytes(
@@ -96,6 +107,9 @@ impl Spool {
             };
             outbox.insert(&seq.to_be_bytes(), sign(seq).encode_to_vec())?;
             meta.insert(NEXT_SEQ_KEY, &(seq + 1).to_be_bytes())?;
+            if let Some((key, value)) = note {
+                meta.insert(key, value)?;
+            }
             Ok(seq)
         });
         let seq = res.map_err(|e| match e {
@@ -184,6 +198,11 @@ impl Spool {
         self.rejected.insert(seq.to_be_bytes(), record).context("record rejected report")?;
         self.outbox.remove(seq.to_be_bytes()).context("remove rejected report")?;
         Ok(())
+    }
+
+    /// A note recorded with [`Spool::append_noting`].
+    pub fn note(&self, key: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key).context("read spool meta")?.map(|v| v.to_vec()))
     }
 
     /// The hash of the last full inventory spooled, unless the server has

@@ -1,5 +1,5 @@
 //! Tests for what the agent spools: full inventories when they change,
-//! heartbeats when they do not.
+//! heartbeats when they do not, and each wipe attested once.
 
 use std::cell::RefCell;
 
@@ -22,15 +22,7 @@ fn decode(spool: &Spool, seq: u64) -> pb::Report {
 #[test]
 fn a_full_inventory_then_heartbeats_until_it_changes_or_the_server_asks() {
     let dir = tempfile::tempdir().unwrap();
-    let state = StateDir::new(dir.path());
-    let key = DeviceKey::load_or_generate(&state).unwrap();
-    let enrollment = Enrollment {
-        server: "https://127.0.0.1:1".to_owned(),
-        device_id: DeviceId::random(),
-        cert_issued_at_ms: 0,
-        cert_not_after_ms: i64::MAX,
-    };
-    let agent = Agent { spool: Spool::open(&state.spool()).unwrap(), state, enrollment, key };
+    let agent = test_agent(dir.path());
     let source = Fixed(RefCell::new("ward7-pc03".to_owned()));
 
     assert_eq!(agent.spool_report(&source).unwrap(), Spooled::Inventory { seq: 1 });
@@ -47,4 +39,45 @@ fn a_full_inventory_then_heartbeats_until_it_changes_or_the_server_asks() {
     // What the uplink does when the server answers `send_full_inventory`.
     agent.spool.set_inventory_sha256(None).unwrap();
     assert_eq!(agent.spool_report(&source).unwrap(), Spooled::Inventory { seq: 5 });
+}
+
+fn test_agent(dir: &std::path::Path) -> Agent {
+    let state = StateDir::new(dir);
+    let key = DeviceKey::load_or_generate(&state).unwrap();
+    let enrollment = Enrollment {
+        server: "https://127.0.0.1:1".to_owned(),
+        device_id: DeviceId::random(),
+        cert_issued_at_ms: 0,
+        cert_not_after_ms: i64::MAX,
+    };
+    Agent { spool: Spool::open(&state.spool()).unwrap(), state, enrollment, key }
+}
+
+fn wipe_of(device_path: &str, started_at_ms: i64, outcome: Option<pb::WipeOutcome>) -> pb::WipeAttestation {
+    pb::WipeAttestation {
+        device_path: device_path.to_owned(),
+        started_at_ms,
+        finished_at_ms: started_at_ms + 1000,
+        result: outcome.map(|o| pb::WipeResult { outcome: o.into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_marker_left_after_its_result_was_spooled_is_not_attested_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = test_agent(dir.path());
+    let marker = wipe::attestation::marker_path(&agent.state);
+    // The power went after the passed result was spooled, before the marker was removed.
+    wipe::attestation::write_marker(&marker, &wipe_of("/dev/sdb", 1_000, None)).unwrap();
+    agent.spool_attestation(&wipe_of("/dev/sdb", 1_000, Some(pb::WipeOutcome::Passed))).unwrap();
+    assert_eq!(agent.recover_interrupted_wipe().unwrap(), None);
+    assert!(!marker.exists());
+    assert_eq!(agent.spool.len(), 1, "only the passed result");
+
+    // A later wipe that really was cut short is attested as interrupted.
+    wipe::attestation::write_marker(&marker, &wipe_of("/dev/sdb", 9_000, None)).unwrap();
+    assert_eq!(agent.recover_interrupted_wipe().unwrap(), Some(2));
+    assert!(!marker.exists());
+    assert_eq!(agent.spool.len(), 2);
 }
