@@ -6,7 +6,9 @@
 //! Trees: `outbox` (seq, big-endian → envelope protobuf bytes), `rejected`
 //! (seq → envelope and the server's reason, kept as evidence), `meta`
 //! (`next_seq`; `inventory_sha256`, the hash of the last full inventory
-//! spooled, which decides whether the next report can be a heartbeat).
+//! spooled, which decides whether the next report can be a heartbeat;
+//! `seq_raised`, set if `next_seq` was ever raised to the server's; notes
+//! written with an envelope, such as `last_wipe_attested`).
 
 use std::path::Path;
 
