@@ -16,7 +16,7 @@ use anyhow::Context;
 use custodian_proto::v1 as pb;
 use prost::Message;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 const NEXT_SEQ_KEY: &[u8] = b"next_seq";
 const INVENTORY_SHA256_KEY: &[u8] = b"inventory_sha256";
@@ -98,15 +98,7 @@ impl Spool {
         note: Option<(&[u8], &[u8])>,
     ) -> anyhow::Result<u64> {
         let res = (&self.meta, &self.outbox).transaction(|(meta, outbox)| {
-            let seq = match meta.get(NEXT_SEQ_KEY)? {
-                Some(bytes) => u64::from_be_bytes(
-                    bytes
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| ConflictableTransactionError::Abort("next_seq is corrupt"))?,
-                ),
-                None => 1,
-            };
+            let seq = next_seq(meta)?;
             outbox.insert(&seq.to_be_bytes(), sign(seq).encode_to_vec())?;
             meta.insert(NEXT_SEQ_KEY, &(seq + 1).to_be_bytes())?;
             if let Some((key, value)) = note {
@@ -114,10 +106,7 @@ impl Spool {
             }
             Ok(seq)
         });
-        let seq = res.map_err(|e| match e {
-            TransactionError::Abort(why) => anyhow::anyhow!("spool: {why}"),
-            TransactionError::Storage(e) => anyhow::Error::new(e).context("write spool"),
-        })?;
+        let seq = res.map_err(|e| transaction_error(e, "write spool"))?;
         self.sync()?;
         Ok(seq)
     }
@@ -129,15 +118,7 @@ impl Spool {
     /// device (a cloned disk image), and leapfrogging it would hide that.
     pub fn raise_next_seq(&self, floor: u64) -> anyhow::Result<SeqRaise> {
         let res = self.meta.transaction(|meta| {
-            let current = match meta.get(NEXT_SEQ_KEY)? {
-                Some(bytes) => u64::from_be_bytes(
-                    bytes
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| ConflictableTransactionError::Abort("next_seq is corrupt"))?,
-                ),
-                None => 1,
-            };
+            let current = next_seq(meta)?;
             if floor <= current {
                 return Ok(SeqRaise::NotNeeded);
             }
@@ -149,10 +130,7 @@ impl Spool {
             meta.insert(SEQ_RAISED_KEY, format!("from {current} to {floor}").as_bytes())?;
             Ok(SeqRaise::Raised { from: current })
         });
-        let raise = res.map_err(|e| match e {
-            TransactionError::Abort(why) => anyhow::anyhow!("spool: {why}"),
-            TransactionError::Storage(e) => anyhow::Error::new(e).context("write spool meta"),
-        })?;
+        let raise = res.map_err(|e| transaction_error(e, "write spool meta"))?;
         if matches!(raise, SeqRaise::Raised { .. }) {
             self.sync()?;
         }
@@ -240,13 +218,11 @@ impl Spool {
     /// later sync can succeed without them. The agent must be restarted, and
     /// then carries on from what is really on disk.
     fn sync(&self) -> anyhow::Result<()> {
-        let mut failure = self.sync_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(why) = failure.as_ref() {
-            return Err(sync_failed(why));
-        }
+        self.check_synced()?;
         let res = self.flush_and_sync();
         if let Err(e) = &res {
-            *failure = Some(custodian_proto::errors::chain_text(e.as_ref()));
+            *self.sync_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(custodian_proto::errors::chain_text(e.as_ref()));
         }
         res
     }
@@ -272,6 +248,24 @@ impl Spool {
     /// Whether a sync has failed, so that the agent must restart.
     pub fn sync_failed(&self) -> bool {
         self.check_synced().is_err()
+    }
+}
+
+/// The next sequence number, as a transaction reads it (1 in a new spool).
+fn next_seq(meta: &TransactionalTree) -> Result<u64, ConflictableTransactionError<&'static str>> {
+    match meta.get(NEXT_SEQ_KEY)? {
+        Some(bytes) => Ok(u64::from_be_bytes(
+            bytes.as_ref().try_into().map_err(|_| ConflictableTransactionError::Abort("next_seq is corrupt"))?,
+        )),
+        None => Ok(1),
+    }
+}
+
+/// A spool transaction's failure; `what` names the write.
+fn transaction_error(e: TransactionError<&'static str>, what: &'static str) -> anyhow::Error {
+    match e {
+        TransactionError::Abort(why) => anyhow::anyhow!("spool: {why}"),
+        TransactionError::Storage(e) => anyhow::Error::new(e).context(what),
     }
 }
 
