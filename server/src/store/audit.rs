@@ -127,18 +127,20 @@ fn group_key(first_seq: u64) -> [u8; 9] {
 
 /// The event sequence number of a device index key ([`device_key`]).
 fn device_key_seq(key: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = key
-        .get(17..25)
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| StoreError::Decode { tree: "audit", error: "device index key is not 25 bytes".to_owned() })?;
-    Ok(u64::from_be_bytes(bytes))
+    seq_at(key, 17, "device index key")
 }
 
+/// The sequence number of an event or group key ([`event_key`], [`group_key`]).
 fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    seq_at(key, 1, "event key")
+}
+
+/// The big-endian sequence number in bytes `start..start + 8` of a `what` key.
+fn seq_at(key: &[u8], start: usize, what: &str) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key
-        .get(1..9)
+        .get(start..start + 8)
         .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| StoreError::Decode { tree: "audit", error: "event key is not 9 bytes".to_owned() })?;
+        .ok_or_else(|| StoreError::Decode { tree: "audit", error: format!("{what} is not {} bytes", start + 8) })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
