@@ -8,7 +8,7 @@
 
 use custodian_proto::identity::{DeviceId, Identity, OperatorName, Role};
 use tonic::{Request, Status};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{GeneralName, X509Certificate};
 
 use crate::tls::{ClientCertificate, Peer};
 
@@ -66,9 +66,8 @@ pub fn remote_addr<T>(req: &Request<T>) -> Option<std::net::SocketAddr> {
     req.extensions().get::<Peer>().map(|peer| peer.remote_addr)
 }
 
-/// The identity URI in a DER certificate, if it holds exactly one of ours.
-pub fn identity_from_der(der: &[u8]) -> Option<Identity> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
+/// The identity URI in a parsed certificate, if it holds exactly one of ours.
+pub fn identity_of(cert: &X509Certificate<'_>) -> Option<Identity> {
     let san = cert.subject_alternative_name().ok()??;
     let mut identities = san.value.general_names.iter().filter_map(|name| match name {
         GeneralName::URI(uri) => Identity::from_uri(uri),

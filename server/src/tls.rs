@@ -105,8 +105,9 @@ impl ClientCertVerifier for RenewalGraceVerifier {
             ) => e,
             verdict => return verdict,
         };
-        let Some(not_after) = not_after(end_entity) else { return Err(refusal) };
-        let is_device = matches!(crate::peer::identity_from_der(end_entity), Some(Identity::Device(_)));
+        let leaf = Leaf::read(end_entity);
+        let Some(not_after) = leaf.not_after else { return Err(refusal) };
+        let is_device = matches!(leaf.identity, Some(Identity::Device(_)));
         let expired_for = now.as_secs().saturating_sub(not_after);
         if !is_device || expired_for > self.grace.as_secs() {
             return Err(refusal);
@@ -141,10 +142,24 @@ impl ClientCertVerifier for RenewalGraceVerifier {
     }
 }
 
-/// A certificate's notAfter, Unix seconds.
-fn not_after(der: &[u8]) -> Option<u64> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    u64::try_from(cert.validity().not_after.timestamp()).ok()
+/// What a client certificate says, read in one parse.
+struct Leaf {
+    /// Its Custodian identity, if it names exactly one.
+    identity: Option<Identity>,
+    /// Its notAfter, Unix seconds.
+    not_after: Option<u64>,
+}
+
+impl Leaf {
+    fn read(der: &[u8]) -> Self {
+        match X509Certificate::from_der(der) {
+            Ok((_, cert)) => Self {
+                identity: crate::peer::identity_of(&cert),
+                not_after: u64::try_from(cert.validity().not_after.timestamp()).ok(),
+            },
+            Err(_) => Self { identity: None, not_after: None },
+        }
+    }
 }
 
 /// A stream of TLS connections accepted on a listener. Handshakes run
@@ -228,7 +243,8 @@ impl ClientCertificate {
     /// one, as of `now` (Unix seconds).
     pub fn of(chain: Option<&[CertificateDer<'_>]>, now: u64) -> Self {
         let Some(leaf) = chain.and_then(<[_]>::first) else { return Self::Absent };
-        match (crate::peer::identity_from_der(leaf), not_after(leaf)) {
+        let leaf = Leaf::read(leaf);
+        match (leaf.identity, leaf.not_after) {
             (None, _) => Self::Unrecognised,
             (Some(Identity::Device(device_id)), Some(not_after)) if not_after < now => {
                 Self::Expired(device_id, not_after)

@@ -24,7 +24,7 @@ fn csr_for(key: &KeyPair) -> String {
 
 fn cert_identity(pem: &str) -> Option<Identity> {
     let (_, pem) = parse_x509_pem(pem.as_bytes()).unwrap();
-    crate::peer::identity_from_der(&pem.contents)
+    crate::peer::identity_of(&pem.parse_x509().unwrap())
 }
 
 #[test]
