@@ -38,24 +38,31 @@ pub(super) fn sanitisation_inputs(
         return Ok(None);
     };
     let inventory = latest.decode()?;
-    let window =
-        EvidenceWindow { retired_at_ms: retired_at(shared, device)?, inventory_received_at_ms: latest.received_at_ms };
+    let window = evidence_window(shared, device, latest.received_at_ms)?;
     let proof = shared.store.sanitisation_proof(device.device_id, &inventory, window)?;
     let mut hashes = vec![Evidence::of("latest_inventory", &latest.inventory)];
     hashes.extend(proof.hashes);
     Ok(Some((sanitisation_coverage(&inventory, &proof.evidence), hashes)))
 }
 
-/// When the machine was last retired: sanitisation evidence must be newer.
-/// Only a retired machine can be sanitised, and a sanitised or disposed one
-/// has been retired, so a machine with no such event has no window at all.
-fn retired_at(shared: &Shared, device: &DeviceRecord) -> Result<i64, Status> {
-    shared.store.last_moved_to(device.device_id, crate::lifecycle::LifecycleState::Retired)?.ok_or_else(|| {
-        Status::failed_precondition(format!(
-            "device {} has no record of being retired, which sanitisation evidence must follow",
-            device.device_id
-        ))
-    })
+/// What sanitisation evidence must postdate for `device`, whose latest
+/// inventory arrived at `inventory_received_at_ms`: its latest move to
+/// `retired`, and that inventory. Only a retired machine can be sanitised,
+/// and a sanitised or disposed one has been retired, so a machine with no
+/// such move has no window at all.
+fn evidence_window(
+    shared: &Shared,
+    device: &DeviceRecord,
+    inventory_received_at_ms: i64,
+) -> Result<EvidenceWindow, Status> {
+    let retired_at_ms =
+        shared.store.last_moved_to(device.device_id, crate::lifecycle::LifecycleState::Retired)?.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "device {} has no record of being retired, which sanitisation evidence must follow",
+                device.device_id
+            ))
+        })?;
+    Ok(EvidenceWindow { retired_at_ms, inventory_received_at_ms })
 }
 
 /// The disposal a move to `disposed` records, from the request's fields;
@@ -517,8 +524,7 @@ fn build_certificate(shared: &Shared, device: &DeviceRecord) -> Result<StoredCer
     };
     let inventory = latest.decode()?;
     // The evidence the sanitised guard counted: the same window.
-    let window =
-        EvidenceWindow { retired_at_ms: retired_at(shared, device)?, inventory_received_at_ms: latest.received_at_ms };
+    let window = evidence_window(shared, device, latest.received_at_ms)?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let source_machine = format!("{} ({device_id})", device.hostname);
     let mut disks = Vec::new();
