@@ -65,13 +65,12 @@ fn checked(stored: &pb::StoredAttestation) -> Checked<pb::WipeAttestation> {
     }
 }
 
-/// One line describing an attestation.
-fn summary(stored: &pb::StoredAttestation) -> String {
+/// One line describing an attestation, as [`checked`] found it.
+fn summary(stored: &pb::StoredAttestation, checked: &Checked<pb::WipeAttestation>) -> String {
     if stored.attestation.is_none() && stored.envelope.is_none() {
         return "no attestation".to_owned();
     }
-    let Checked { content: att, verdict } = checked(stored);
-    let att = &att;
+    let Checked { content: att, verdict } = checked;
     let by = match pb::DeviceKind::try_from(stored.signer_kind) {
         Ok(pb::DeviceKind::WipeStation) => format!("wipe station {}", stored.signer_device_id),
         _ => "the machine itself".to_owned(),
@@ -106,19 +105,23 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
             disk.size_bytes
         );
         match (&disk.passed, &disk.latest) {
-            (Some(passed), _) => match signed_pass(disk, passed) {
-                Ok(()) => {
-                    let _ = writeln!(out, "    wiped: {}", summary(passed));
-                    if !disk.not_counted.is_empty() {
-                        let _ = writeln!(out, "    DOES NOT COUNT: {}", disk.not_counted);
+            (Some(passed), _) => {
+                let checked = checked(passed);
+                match signed_pass(disk, &checked) {
+                    Ok(()) => {
+                        let _ = writeln!(out, "    wiped: {}", summary(passed, &checked));
+                        if !disk.not_counted.is_empty() {
+                            let _ = writeln!(out, "    DOES NOT COUNT: {}", disk.not_counted);
+                        }
+                    }
+                    Err(why) => {
+                        let summary = summary(passed, &checked);
+                        let _ = writeln!(out, "    NOT wiped as far as custodianctl can tell: {why}; {summary}");
                     }
                 }
-                Err(why) => {
-                    let _ = writeln!(out, "    NOT wiped as far as custodianctl can tell: {why}; {}", summary(passed));
-                }
-            },
+            }
             (None, Some(latest)) => {
-                let _ = writeln!(out, "    NOT wiped; last attempt: {}", summary(latest));
+                let _ = writeln!(out, "    NOT wiped; last attempt: {}", summary(latest, &checked(latest)));
             }
             (None, None) => {
                 let _ = writeln!(out, "    NOT wiped: no attestation");
@@ -130,8 +133,8 @@ pub(super) fn render_disks(disks: &[pb::DiskWipeStatus], out: &mut String) {
 /// Whether the attestation the server gives as a disk's passing wipe says
 /// so itself, signed: that it is of this disk, and that the wipe passed.
 /// The server picks the attestation; the signature is what to believe.
-fn signed_pass(disk: &pb::DiskWipeStatus, stored: &pb::StoredAttestation) -> Result<(), String> {
-    let Checked { content, verdict } = checked(stored);
+fn signed_pass(disk: &pb::DiskWipeStatus, checked: &Checked<pb::WipeAttestation>) -> Result<(), String> {
+    let Checked { content, verdict } = checked;
     if !verdict.signature_verifies() {
         return Err("its attestation's signature does not verify".to_owned());
     }
@@ -154,7 +157,12 @@ fn or_dash(text: &str) -> &str {
 }
 
 fn attestation_json(stored: &pb::StoredAttestation) -> Value {
-    let Checked { content: att, verdict } = checked(stored);
+    attestation_json_checked(stored, &checked(stored))
+}
+
+/// An attestation as JSON, as [`checked`] found it.
+fn attestation_json_checked(stored: &pb::StoredAttestation, checked: &Checked<pb::WipeAttestation>) -> Value {
+    let Checked { content: att, verdict } = checked;
     let disk = att.disk.clone().unwrap_or_default();
     json!({
         "signer_device_id": stored.signer_device_id,
@@ -168,8 +176,8 @@ fn attestation_json(stored: &pb::StoredAttestation) -> Value {
         "passes": att.passes,
         "pattern": att.pattern,
         "seed": hex::encode(&att.seed),
-        "verification": verification(&att),
-        "result": outcome(&att),
+        "verification": verification(att),
+        "result": outcome(att),
         "started_at": format_time(att.started_at_ms),
         "finished_at": format_time(att.finished_at_ms),
         "tool_version": att.tool_version,
@@ -177,7 +185,7 @@ fn attestation_json(stored: &pb::StoredAttestation) -> Value {
         "operator": att.operator,
         "source_device_id": att.source_device_id,
         "signature_verified": verdict.signature_verifies(),
-        "server_copy_matches_signed": verdict == Verdict::Verified,
+        "server_copy_matches_signed": *verdict == Verdict::Verified,
     })
 }
 
@@ -187,13 +195,14 @@ pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
         disks
             .iter()
             .map(|d| {
+                let passed = d.passed.as_ref().map(|stored| (stored, checked(stored)));
                 json!({
                     "name": d.name,
                     "serial": d.serial,
                     "model": d.model,
                     "size_bytes": d.size_bytes,
-                    "wiped": d.passed.as_ref().is_some_and(|passed| signed_pass(d, passed).is_ok()),
-                    "passed": d.passed.as_ref().map(attestation_json),
+                    "wiped": passed.as_ref().is_some_and(|(_, checked)| signed_pass(d, checked).is_ok()),
+                    "passed": passed.as_ref().map(|(stored, checked)| attestation_json_checked(stored, checked)),
                     "latest": d.latest.as_ref().map(attestation_json),
                     "not_counted": if d.not_counted.is_empty() { Value::Null } else { json!(d.not_counted) },
                 })
@@ -206,7 +215,8 @@ pub(super) fn disks_json(disks: &[pb::DiskWipeStatus]) -> Value {
 pub fn render_unmatched(list: &[pb::StoredAttestation]) -> String {
     let mut out = String::new();
     for stored in list {
-        let att = checked(stored).content;
+        let checked = checked(stored);
+        let att = &checked.content;
         let disk = att.disk.clone().unwrap_or_default();
         let serial = if disk.serial.is_empty() { "serial unknown".to_owned() } else { disk.serial.clone() };
         let _ = writeln!(
@@ -217,7 +227,7 @@ pub fn render_unmatched(list: &[pb::StoredAttestation]) -> String {
             att.seq,
             stored.signer_device_id
         );
-        let _ = writeln!(out, "    {}", summary(stored));
+        let _ = writeln!(out, "    {}", summary(stored, &checked));
     }
     let _ = writeln!(out, "{} unmatched attestation(s)", list.len());
     out
