@@ -186,12 +186,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let seq = agent.spool_report(&source)?.seq();
             runtime.block_on(async {
                 // Machines that report from a timer rather than the daemon renew here.
-                if let Err(e) = agent.renew_if_due(server.as_deref()).await {
-                    eprintln!(
-                        "custodian-agent: warning: failed to renew the certificate: {}",
-                        custodian_proto::errors::chain_text(e.as_ref())
-                    );
-                }
+                renew_or_warn(&mut agent, server.as_deref()).await;
                 let mut delivery = agent.deliver(server.as_deref()).await.with_context(|| {
                     format!("report {seq} is spooled, {} waiting; not delivered", agent.spool.len())
                 })?;
@@ -324,12 +319,7 @@ fn wipe(
     let outcome = result.result.clone().unwrap_or_default();
     let delivered = runtime.block_on(async {
         // A wipe can take hours, or run on a machine that was long offline.
-        if let Err(e) = agent.renew_if_due(server).await {
-            eprintln!(
-                "custodian-agent: warning: failed to renew the certificate: {}",
-                custodian_proto::errors::chain_text(e.as_ref())
-            );
-        }
+        renew_or_warn(agent, server).await;
         agent.deliver(server).await
     });
     // Whether the server now holds this attestation: a passed wipe it does
@@ -360,6 +350,17 @@ fn wipe(
             anyhow::bail!("wipe INTERRUPTED ({}); attestation {seq} says so", outcome.reason)
         }
         _ => anyhow::bail!("wipe FAILED: {}; attestation {seq} says so", outcome.reason),
+    }
+}
+
+/// Renews the certificate if it is due, and warns (delivery is tried anyway)
+/// if that fails.
+async fn renew_or_warn(agent: &mut Agent, server: Option<&str>) {
+    if let Err(e) = agent.renew_if_due(server).await {
+        eprintln!(
+            "custodian-agent: warning: failed to renew the certificate: {}",
+            custodian_proto::errors::chain_text(e.as_ref())
+        );
     }
 }
 
